@@ -1,0 +1,180 @@
+"""The in-memory shadow data set of the local-Pauli ensemble.
+
+A snapshot is, per qubit, a measurement basis and an outcome bit:
+
+* ``bases[s, q]`` in {0, 1, 2} = {X, Y, Z}: the basis qubit ``q`` was measured in, snapshot ``s``;
+* ``outcomes[s, q]`` in {0, 1}: 0 means eigenvalue +1, 1 means eigenvalue -1 (PennyLane's
+  convention);
+* ``settings[s]``: index of the measurement setting (the row of bases) snapshot ``s`` came from.
+  Hardware measures one setting many times ("settings x repeats"); snapshots that share a
+  setting index share their bases. For fully random measurements every snapshot is its own
+  setting.
+
+Arrays are snapshot-major here (easy to build and slice); the estimators pack them into
+qubit-major bit planes (:func:`shadowlab.estimate.kernels.pack`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shadowlab.errors import QubitCountMismatchError, ShadowlabError
+
+ENSEMBLE_LOCAL_PAULI = "local_pauli"
+
+
+@dataclass(frozen=True)
+class ShadowData:
+    """Snapshots of local random-Pauli measurements.
+
+    Parameters
+    ----------
+    bases:
+        ``(n_snapshots, n_qubits)`` uint8, codes 0/1/2 = X/Y/Z.
+    outcomes:
+        ``(n_snapshots, n_qubits)`` uint8, 0 = eigenvalue +1, 1 = eigenvalue -1.
+    settings:
+        ``(n_snapshots,)`` int64 setting index per snapshot; defaults to ``arange(n_snapshots)``.
+    metadata:
+        Free-form provenance (source, seed, state, ...), JSON-serializable.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = ShadowData(np.array([[2, 0]]), np.array([[0, 1]]))
+    >>> d.n_snapshots, d.n_qubits
+    (1, 2)
+    """
+
+    bases: np.ndarray
+    outcomes: np.ndarray
+    settings: np.ndarray | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        bases = np.asarray(self.bases)
+        outcomes = np.asarray(self.outcomes)
+        if bases.ndim != 2:
+            raise ShadowlabError(f"bases must be a 2-D array (snapshots x qubits), got shape {bases.shape}")
+        if outcomes.shape != bases.shape:
+            raise ShadowlabError(
+                f"outcomes shape {outcomes.shape} does not match bases shape {bases.shape}; "
+                "both must be (n_snapshots, n_qubits)"
+            )
+        if bases.shape[1] < 1:
+            raise ShadowlabError("a shadow data set needs at least one qubit")
+        _check_codes(bases, "bases", 2)
+        _check_codes(outcomes, "outcomes", 1)
+        object.__setattr__(self, "bases", np.ascontiguousarray(bases, dtype=np.uint8))
+        object.__setattr__(self, "outcomes", np.ascontiguousarray(outcomes, dtype=np.uint8))
+        if self.settings is None:
+            settings = np.arange(bases.shape[0], dtype=np.int64)
+        else:
+            settings = np.ascontiguousarray(self.settings, dtype=np.int64)
+            if settings.shape != (bases.shape[0],):
+                raise ShadowlabError(
+                    f"settings must have one entry per snapshot: {bases.shape[0]} snapshots, "
+                    f"settings shape {settings.shape}"
+                )
+            if settings.size and settings.min() < 0:
+                raise ShadowlabError("setting indices must be >= 0")
+        object.__setattr__(self, "settings", settings)
+        object.__setattr__(self, "metadata", dict(self.metadata))
+
+    @property
+    def n_snapshots(self) -> int:
+        """Number of snapshots (rows)."""
+        return int(self.bases.shape[0])
+
+    @property
+    def n_qubits(self) -> int:
+        """Number of qubits (columns)."""
+        return int(self.bases.shape[1])
+
+    @property
+    def n_settings(self) -> int:
+        """Number of distinct setting indices."""
+        return int(np.unique(self.settings).size)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings_bases: np.ndarray,
+        repeats: Sequence[int] | np.ndarray,
+        outcomes: np.ndarray,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> ShadowData:
+        """Build from ``G`` settings measured ``repeats[g]`` times each, in setting order.
+
+        ``settings_bases`` is ``(G, n_qubits)``; ``outcomes`` is ``(sum(repeats), n_qubits)``,
+        the snapshots of setting 0 first.
+        """
+        settings_bases = np.asarray(settings_bases, dtype=np.uint8)
+        reps = np.asarray(repeats, dtype=np.int64)
+        if settings_bases.ndim != 2 or reps.shape != (settings_bases.shape[0],):
+            raise ShadowlabError("need a (G, n_qubits) array of settings and G repeat counts")
+        if reps.size and reps.min() < 0:
+            raise ShadowlabError("repeat counts must be >= 0")
+        index = np.repeat(np.arange(settings_bases.shape[0], dtype=np.int64), reps)
+        return cls(settings_bases[index], outcomes, index, metadata or {})
+
+    def require_nonempty(self) -> None:
+        """Raise :class:`ShadowlabError` if there are no snapshots."""
+        if self.n_snapshots == 0:
+            raise ShadowlabError("the shadow data set is empty (0 snapshots); nothing can be estimated")
+
+    def subset(self, start: int, stop: int) -> ShadowData:
+        """Snapshots ``start:stop`` as a new data set (metadata shared)."""
+        return ShadowData(self.bases[start:stop], self.outcomes[start:stop], self.settings[start:stop], self.metadata)
+
+    @staticmethod
+    def concatenate(parts: Sequence[ShadowData]) -> ShadowData:
+        """Join data sets of the same qubit count, in order; setting indices are made disjoint."""
+        if not parts:
+            raise ShadowlabError("nothing to concatenate")
+        n = parts[0].n_qubits
+        for p in parts:
+            if p.n_qubits != n:
+                raise QubitCountMismatchError(f"cannot join data sets of {n} and {p.n_qubits} qubits")
+        offset = 0
+        settings = []
+        for p in parts:
+            settings.append(p.settings + offset)
+            offset += int(p.settings.max()) + 1 if p.n_snapshots else 0
+        return ShadowData(
+            np.concatenate([p.bases for p in parts]),
+            np.concatenate([p.outcomes for p in parts]),
+            np.concatenate(settings),
+            parts[0].metadata,
+        )
+
+    def equals(self, other: ShadowData) -> bool:
+        """Bit-exact equality of bases, outcomes and settings (metadata ignored)."""
+        return (
+            self.bases.shape == other.bases.shape
+            and np.array_equal(self.bases, other.bases)
+            and np.array_equal(self.outcomes, other.outcomes)
+            and np.array_equal(self.settings, other.settings)
+        )
+
+
+def _check_codes(a: np.ndarray, name: str, max_code: int) -> None:
+    if a.size == 0:
+        return
+    if not (np.issubdtype(a.dtype, np.integer) or a.dtype == np.bool_):
+        raise ShadowlabError(f"{name} must be an integer array, got dtype {a.dtype}")
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi > max_code:
+        raise ShadowlabError(f"{name} must hold codes 0..{max_code}, found values in [{lo}, {hi}]")
+
+
+def uniform_settings(n_qubits: int, n_settings: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_settings, n_qubits)`` uint8 bases drawn uniformly from {X, Y, Z} per qubit."""
+    if n_qubits < 1 or n_settings < 0:
+        raise ShadowlabError(f"need n_qubits >= 1 and n_settings >= 0, got {n_qubits}, {n_settings}")
+    return rng.integers(0, 3, size=(n_settings, n_qubits), dtype=np.uint8)

@@ -1,0 +1,291 @@
+"""Pauli strings and weighted sums of them: the vocabulary every stage shares.
+
+Conventions
+-----------
+* Letter codes: ``0 = X``, ``1 = Y``, ``2 = Z`` (the same codes as measurement bases).
+* Qubit 0 is the first letter of a dense label: ``"XZI"`` is X on qubit 0 and Z on qubit 1.
+  (Qiskit labels are little-endian; convert at that boundary, not here.)
+* A :class:`PauliString` is sparse: the sorted qubits it acts on and a letter per qubit. Its
+  weight is the number of non-identity letters. The identity has weight 0.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from shadowlab.errors import QubitCountMismatchError, ShadowlabError
+
+LETTERS = "XYZ"
+CODE_OF_LETTER = {"X": 0, "Y": 1, "Z": 2}
+
+_SPARSE_TOKEN = re.compile(r"([XYZxyz])\s*(\d+)")
+_DENSE = re.compile(r"[IXYZ]+")
+
+
+@dataclass(frozen=True)
+class PauliString:
+    """A tensor product of single-qubit Paulis, without a phase or coefficient.
+
+    Parameters
+    ----------
+    qubits:
+        Qubit indices (0-based) the string acts on non-trivially; strictly increasing.
+    codes:
+        Letter code per entry of ``qubits``: 0 = X, 1 = Y, 2 = Z.
+
+    Examples
+    --------
+    >>> p = PauliString.from_label("X0 Z3")
+    >>> p.weight, p.to_dense(5)
+    (2, 'XIIZI')
+    >>> PauliString.from_label("IYZ")
+    PauliString('Y1 Z2')
+    """
+
+    qubits: tuple[int, ...]
+    codes: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.qubits) != len(self.codes):
+            raise ShadowlabError("PauliString: qubits and codes must have the same length")
+        if any(b <= a for a, b in zip(self.qubits, self.qubits[1:], strict=False)):
+            raise ShadowlabError(f"PauliString: qubits must be strictly increasing, got {self.qubits}")
+        if self.qubits and self.qubits[0] < 0:
+            raise ShadowlabError(f"PauliString: qubit indices must be >= 0, got {self.qubits}")
+        if any(c not in (0, 1, 2) for c in self.codes):
+            raise ShadowlabError(f"PauliString: letter codes must be 0, 1 or 2, got {self.codes}")
+
+    @classmethod
+    def from_pairs(cls, pairs: Iterable[tuple[str | int, int]]) -> PauliString:
+        """Build from ``(letter, qubit)`` pairs in any order; a repeated qubit is an error."""
+        by_qubit: dict[int, int] = {}
+        for letter, qubit in pairs:
+            code = letter if isinstance(letter, int) else CODE_OF_LETTER.get(letter.upper(), -1)
+            if code not in (0, 1, 2):
+                raise ShadowlabError(f"unknown Pauli letter {letter!r}; expected X, Y or Z")
+            q = int(qubit)
+            if q in by_qubit:
+                raise ShadowlabError(f"qubit {q} appears twice in one Pauli string")
+            if q < 0:
+                raise ShadowlabError(f"qubit index must be >= 0, got {q}")
+            by_qubit[q] = int(code)
+        qubits = tuple(sorted(by_qubit))
+        return cls(qubits, tuple(by_qubit[q] for q in qubits))
+
+    @classmethod
+    def from_label(cls, label: str) -> PauliString:
+        """Parse a dense label (``"XIZY"``, ``I`` for identity) or a sparse one (``"X0 Z3"``).
+
+        Raises
+        ------
+        ShadowlabError
+            If the label is neither form, has an unknown letter or repeats a qubit.
+        """
+        text = label.strip()
+        if not text:
+            raise ShadowlabError("empty Pauli label")
+        if _DENSE.fullmatch(text):
+            return cls.from_pairs((ch, q) for q, ch in enumerate(text) if ch != "I")
+        compact = re.sub(r"\s+", " ", text)
+        tokens = _SPARSE_TOKEN.findall(compact)
+        if not tokens or _SPARSE_TOKEN.sub("", compact).strip():
+            raise ShadowlabError(
+                f"cannot parse Pauli label {label!r}: expected a dense label of I, X, Y, Z "
+                "(e.g. 'XIZY') or letter-qubit pairs (e.g. 'X0 Z3')"
+            )
+        return cls.from_pairs((ch, int(q)) for ch, q in tokens)
+
+    @property
+    def weight(self) -> int:
+        """Number of qubits on which the string is not the identity."""
+        return len(self.qubits)
+
+    def to_dense(self, n_qubits: int) -> str:
+        """Dense label of length ``n_qubits`` (qubit 0 first)."""
+        self.check_qubits(n_qubits)
+        letters = ["I"] * n_qubits
+        for q, c in zip(self.qubits, self.codes, strict=True):
+            letters[q] = LETTERS[c]
+        return "".join(letters)
+
+    def to_sparse(self) -> str:
+        """Sparse label such as ``'X0 Z3'``; ``'I'`` for the identity."""
+        if not self.qubits:
+            return "I"
+        return " ".join(f"{LETTERS[c]}{q}" for q, c in zip(self.qubits, self.codes, strict=True))
+
+    def check_qubits(self, n_qubits: int) -> None:
+        """Raise if the string acts on a qubit index ``>= n_qubits``."""
+        if self.qubits and self.qubits[-1] >= n_qubits:
+            raise QubitCountMismatchError(
+                f"Pauli {self.to_sparse()} acts on qubit {self.qubits[-1]}, but the system has "
+                f"{n_qubits} qubits (indices 0..{n_qubits - 1})"
+            )
+
+    def __str__(self) -> str:
+        return self.to_sparse()
+
+    def __repr__(self) -> str:
+        return f"PauliString({self.to_sparse()!r})"
+
+
+@dataclass(frozen=True)
+class PauliArrays:
+    """A batch of Pauli strings in the padded array form the kernels consume.
+
+    Attributes
+    ----------
+    qubits:
+        ``(M, w_max)`` int64; row ``m`` lists the qubits of string ``m``, padded with 0.
+    codes:
+        ``(M, w_max)`` int64 letter codes (0/1/2), padded with 0.
+    weights:
+        ``(M,)`` int64 weight of each string (the number of valid entries of its row).
+    """
+
+    qubits: np.ndarray
+    codes: np.ndarray
+    weights: np.ndarray
+
+    @classmethod
+    def from_paulis(cls, paulis: Sequence[PauliString]) -> PauliArrays:
+        """Pack a sequence of :class:`PauliString` into padded arrays."""
+        m = len(paulis)
+        w_max = max((p.weight for p in paulis), default=0)
+        qubits = np.zeros((m, max(w_max, 1)), dtype=np.int64)
+        codes = np.zeros((m, max(w_max, 1)), dtype=np.int64)
+        weights = np.zeros(m, dtype=np.int64)
+        for i, p in enumerate(paulis):
+            weights[i] = p.weight
+            qubits[i, : p.weight] = p.qubits
+            codes[i, : p.weight] = p.codes
+        return cls(qubits, codes, weights)
+
+    def __len__(self) -> int:
+        return int(self.weights.shape[0])
+
+
+@dataclass(frozen=True)
+class PauliSum:
+    """A real-weighted sum of Pauli strings, ``sum_j coeffs[j] * terms[j]``, on ``n_qubits``.
+
+    A list of observables read from a file is also a ``PauliSum``: each term is one observable,
+    and ``coeffs`` holds its coefficient (1 where the file gives none). Whether the terms are
+    predicted one by one or summed is the caller's choice.
+
+    Parameters
+    ----------
+    n_qubits:
+        Number of qubits of the system.
+    terms:
+        The Pauli strings; identity terms (weight 0) are allowed.
+    coeffs:
+        ``(len(terms),)`` float64 coefficients.
+    labels:
+        Optional display label per term (defaults to the sparse label).
+    """
+
+    n_qubits: int
+    terms: tuple[PauliString, ...]
+    coeffs: np.ndarray
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.n_qubits < 1:
+            raise ShadowlabError(f"n_qubits must be >= 1, got {self.n_qubits}")
+        coeffs = np.asarray(self.coeffs, dtype=np.float64)
+        if coeffs.shape != (len(self.terms),):
+            raise ShadowlabError(f"need one coefficient per term: {len(self.terms)} terms, coeffs shape {coeffs.shape}")
+        if not np.all(np.isfinite(coeffs)):
+            raise ShadowlabError("Pauli-sum coefficients must be finite numbers")
+        object.__setattr__(self, "coeffs", coeffs)
+        for t in self.terms:
+            t.check_qubits(self.n_qubits)
+        if not self.labels:
+            object.__setattr__(self, "labels", tuple(t.to_sparse() for t in self.terms))
+        elif len(self.labels) != len(self.terms):
+            raise ShadowlabError("need one label per term")
+
+    @classmethod
+    def from_labels(
+        cls, labels: Sequence[str], coeffs: Sequence[float] | None = None, *, n_qubits: int | None = None
+    ) -> PauliSum:
+        """Build from Pauli labels (dense or sparse) and optional coefficients.
+
+        ``n_qubits`` defaults to the length of dense labels, else to 1 + the largest qubit index.
+        """
+        terms = tuple(PauliString.from_label(s) for s in labels)
+        if n_qubits is None:
+            dense = {len(s.strip()) for s in labels if _DENSE.fullmatch(s.strip())}
+            if len(dense) > 1:
+                raise QubitCountMismatchError(f"dense labels of different lengths: {sorted(dense)}")
+            n_qubits = dense.pop() if dense else 1 + max((t.qubits[-1] for t in terms if t.qubits), default=0)
+        c = np.ones(len(terms)) if coeffs is None else np.asarray(coeffs, dtype=np.float64)
+        return cls(n_qubits, terms, c)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    @property
+    def max_weight(self) -> int:
+        """Largest weight among the terms (0 for an empty or identity-only sum)."""
+        return max((t.weight for t in self.terms), default=0)
+
+    def arrays(self) -> PauliArrays:
+        """The terms in kernel array form."""
+        return PauliArrays.from_paulis(self.terms)
+
+    def check_n_qubits(self, n_qubits: int, *, what: str = "the data") -> None:
+        """Raise :class:`QubitCountMismatchError` unless this sum is on ``n_qubits`` qubits."""
+        if n_qubits != self.n_qubits:
+            raise QubitCountMismatchError(
+                f"the observables are on {self.n_qubits} qubits but {what} has {n_qubits}; "
+                "observables and data must describe the same system"
+            )
+
+    def to_matrix(self) -> np.ndarray:
+        """Dense ``2^n x 2^n`` complex matrix (qubit 0 is the most significant bit). Small n only."""
+        if self.n_qubits > 14:
+            raise ShadowlabError(f"to_matrix is for small systems; {self.n_qubits} qubits is too many")
+        dim = 2**self.n_qubits
+        out = np.zeros((dim, dim), dtype=np.complex128)
+        for coeff, term in zip(self.coeffs, self.terms, strict=True):
+            out += coeff * pauli_matrix(term, self.n_qubits)
+        return out
+
+
+_SINGLE = (
+    np.array([[0, 1], [1, 0]], dtype=np.complex128),
+    np.array([[0, -1j], [1j, 0]], dtype=np.complex128),
+    np.array([[1, 0], [0, -1]], dtype=np.complex128),
+)
+
+
+def pauli_matrix(p: PauliString, n_qubits: int) -> np.ndarray:
+    """Dense matrix of ``p`` on ``n_qubits`` (qubit 0 = most significant bit of the index)."""
+    p.check_qubits(n_qubits)
+    letters = dict(zip(p.qubits, p.codes, strict=True))
+    out = np.ones((1, 1), dtype=np.complex128)
+    for q in range(n_qubits):
+        m = _SINGLE[letters[q]] if q in letters else np.eye(2, dtype=np.complex128)
+        out = np.kron(out, m)
+    return out
+
+
+def expectation_statevector(p: PauliString, state: np.ndarray) -> float:
+    """Exact ``<state| p |state>`` for a normalized state vector (qubit 0 = most significant bit).
+
+    Costs O(2^n) time and memory; used for exact reference values.
+    """
+    n = int(np.log2(state.size))
+    p.check_qubits(n)
+    psi = state.reshape((2,) * n)
+    phi = psi
+    for q, c in zip(p.qubits, p.codes, strict=True):
+        phi = np.moveaxis(np.tensordot(_SINGLE[c], phi, axes=([1], [q])), 0, q)
+    return float(np.real(np.vdot(psi, phi)))
+
