@@ -16,7 +16,7 @@ qubit-major bit planes (:func:`shadowlab.estimate.kernels.pack`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,6 +131,15 @@ class ShadowData:
     def subset(self, start: int, stop: int) -> ShadowData:
         """Snapshots ``start:stop`` as a new data set (metadata shared)."""
         return ShadowData(self.bases[start:stop], self.outcomes[start:stop], self.settings[start:stop], self.metadata)
+
+    def iter_chunks(self, chunk_snapshots: int = 65536) -> Iterator[tuple[int, ShadowData]]:
+        """Yield ``(offset, chunk)`` pairs of at most ``chunk_snapshots`` snapshots, in order."""
+        for start in range(0, self.n_snapshots, chunk_snapshots):
+            yield start, self.subset(start, start + chunk_snapshots)
+
+    def load(self) -> ShadowData:
+        """This data set (the in-memory twin of :meth:`ShadowStore.load`)."""
+        return self
 
     @staticmethod
     def concatenate(parts: Sequence[ShadowData]) -> ShadowData:

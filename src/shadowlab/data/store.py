@@ -1,0 +1,331 @@
+"""The shadow store: snapshots on disk in a Zarr v3 group, chunked along snapshots.
+
+Layout (format 1)
+-----------------
+``<store>/zarr.json``: the group; its attribute ``"shadowlab"`` holds the metadata below.
+Arrays, all chunked along the snapshot axis (``chunk_snapshots`` rows per chunk):
+
+* ``bases``    ``(S, n)`` uint8, 0/1/2 = X/Y/Z;
+* ``outcomes`` ``(S, n)`` uint8, 0 = eigenvalue +1, 1 = eigenvalue -1;
+* ``settings`` ``(S,)`` int64, setting index per snapshot.
+
+Compressed with Blosc (zstd, bit-shuffle), which stores a basis in about 1.6 bits and an
+outcome in about 1 bit.
+
+Metadata (``attrs["shadowlab"]``): ``format`` (integer, checked strictly), ``writer``
+(shadowlab version), ``ensemble`` (``"local_pauli"``), ``n_qubits``, ``n_snapshots`` (the number
+of *committed* rows), ``n_settings`` (1 + the largest setting index), ``chunk_snapshots``,
+``created`` (UTC ISO 8601), ``provenance`` (free-form, from the first batch), ``batches`` (one
+record per appended batch: rows, time, provenance) and ``schema`` (array names, dims, dtypes,
+codes).
+
+Appends are crash-safe: rows are written past the committed count first and ``n_snapshots`` is
+raised only after they are complete, so a reader never sees a half-written batch, and a new
+append overwrites any rows a killed writer left past the committed count.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from shadowlab.atomic import atomic_path
+from shadowlab.data.dataset import ENSEMBLE_LOCAL_PAULI, ShadowData
+from shadowlab.errors import QubitCountMismatchError, ShadowlabError, StoreFormatError
+
+FORMAT_VERSION = 1
+DEFAULT_CHUNK_SNAPSHOTS = 65536
+_META_KEY = "shadowlab"
+_SCHEMA = {
+    "bases": {"dims": ["snapshot", "qubit"], "dtype": "uint8", "codes": {"0": "X", "1": "Y", "2": "Z"}},
+    "outcomes": {"dims": ["snapshot", "qubit"], "dtype": "uint8", "codes": {"0": "+1", "1": "-1"}},
+    "settings": {"dims": ["snapshot"], "dtype": "int64"},
+    "qubit_order": "column q is qubit q (qubit 0 = first letter of a dense Pauli label)",
+}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def _writer() -> str:
+    from shadowlab import __version__
+
+    return f"shadowlab {__version__}"
+
+
+def _compressor() -> BloscCodec:
+    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+
+
+class ShadowStore:
+    """A lazily opened shadow store; reads chunks on demand.
+
+    Open an existing store with :meth:`open`, make one with :meth:`create` or
+    :func:`write_store`. Estimators accept a store wherever they accept a :class:`ShadowData`.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "demo.zarr")
+    >>> d = ShadowData(np.zeros((3, 2), np.uint8), np.zeros((3, 2), np.uint8))
+    >>> store = write_store(d, path)
+    >>> ShadowStore.open(path).n_snapshots
+    3
+    """
+
+    def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any]):
+        self._group = group
+        self.path = path
+        self._meta = meta
+
+    # -- opening and creating -------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, mode: str = "r") -> ShadowStore:
+        """Open a store, validating its format and metadata.
+
+        Raises
+        ------
+        StoreFormatError
+            If ``path`` is not a shadowlab store, is of another format version, or is corrupted.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise StoreFormatError(f"{p}: no such store")
+        if not (p / "zarr.json").is_file():
+            raise StoreFormatError(
+                f"{p}: not a Zarr v3 store (no zarr.json); expected a directory written by shadowlab"
+            )
+        try:
+            group = zarr.open_group(str(p), mode="r+" if mode != "r" else "r", zarr_format=3)
+        except Exception as exc:  # zarr raises several types for unreadable metadata
+            raise StoreFormatError(f"{p}: cannot open as a Zarr v3 group: {exc}") from exc
+        meta = group.attrs.get(_META_KEY)
+        if not isinstance(meta, dict):
+            raise StoreFormatError(f"{p}: a Zarr store, but not a shadowlab one (no '{_META_KEY}' metadata)")
+        fmt = meta.get("format")
+        if fmt != FORMAT_VERSION:
+            raise StoreFormatError(
+                f"{p}: shadowlab store format {fmt!r}, but this version reads format {FORMAT_VERSION}; "
+                f"it was written by {meta.get('writer', 'an unknown writer')}: upgrade shadowlab to read it"
+            )
+        if meta.get("ensemble") != ENSEMBLE_LOCAL_PAULI:
+            raise StoreFormatError(f"{p}: ensemble {meta.get('ensemble')!r} is not supported here")
+        store = cls(group, p, meta)
+        store._validate()
+        return store
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        n_qubits: int,
+        *,
+        chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+        provenance: dict[str, Any] | None = None,
+    ) -> ShadowStore:
+        """Create an empty store at ``path`` (which must not exist)."""
+        p = Path(path)
+        if p.exists():
+            raise ShadowlabError(f"{p} already exists; choose another path or remove it")
+        if n_qubits < 1:
+            raise ShadowlabError(f"n_qubits must be >= 1, got {n_qubits}")
+        if chunk_snapshots < 64 or chunk_snapshots % 64:
+            raise ShadowlabError(f"chunk_snapshots must be a positive multiple of 64, got {chunk_snapshots}")
+        group = zarr.open_group(str(p), mode="w-", zarr_format=3)
+        for name, shape, chunks in (
+            ("bases", (0, n_qubits), (chunk_snapshots, n_qubits)),
+            ("outcomes", (0, n_qubits), (chunk_snapshots, n_qubits)),
+        ):
+            group.create_array(name, shape=shape, chunks=chunks, dtype="uint8", compressors=_compressor(),
+                               fill_value=0, dimension_names=["snapshot", "qubit"])
+        group.create_array("settings", shape=(0,), chunks=(chunk_snapshots,), dtype="int64",
+                           compressors=_compressor(), fill_value=0, dimension_names=["snapshot"])
+        meta = {
+            "format": FORMAT_VERSION,
+            "writer": _writer(),
+            "ensemble": ENSEMBLE_LOCAL_PAULI,
+            "n_qubits": int(n_qubits),
+            "n_snapshots": 0,
+            "n_settings": 0,
+            "chunk_snapshots": int(chunk_snapshots),
+            "created": _now(),
+            "provenance": _jsonable(provenance or {}),
+            "batches": [],
+            "schema": _SCHEMA,
+        }
+        group.attrs[_META_KEY] = meta
+        return cls(group, p, meta)
+
+    def _validate(self) -> None:
+        p, meta = self.path, self._meta
+        for key in ("n_qubits", "n_snapshots", "chunk_snapshots"):
+            if not isinstance(meta.get(key), int) or meta[key] < 0:
+                raise StoreFormatError(f"{p}: metadata field {key!r} is missing or invalid")
+        n, s = meta["n_qubits"], meta["n_snapshots"]
+        try:
+            arrays = {name: self._group[name] for name in ("bases", "outcomes", "settings")}
+        except KeyError as exc:
+            raise StoreFormatError(f"{p}: array {exc} is missing; the store is incomplete or corrupted") from exc
+        for name in ("bases", "outcomes"):
+            a = arrays[name]
+            if a.ndim != 2 or a.shape[1] != n or a.dtype != np.uint8:
+                raise StoreFormatError(f"{p}: array {name!r} has shape {a.shape}, dtype {a.dtype}; "
+                                       f"expected (S, {n}) uint8")
+            if a.shape[0] < s:
+                raise StoreFormatError(f"{p}: array {name!r} has {a.shape[0]} rows but {s} are committed")
+        if arrays["settings"].shape[0] < s:
+            raise StoreFormatError(f"{p}: array 'settings' has {arrays['settings'].shape[0]} rows, {s} committed")
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def n_qubits(self) -> int:
+        """Number of qubits."""
+        return int(self._meta["n_qubits"])
+
+    @property
+    def n_snapshots(self) -> int:
+        """Number of committed snapshots."""
+        return int(self._meta["n_snapshots"])
+
+    @property
+    def n_settings(self) -> int:
+        """1 + the largest setting index (0 when empty)."""
+        return int(self._meta.get("n_settings", 0))
+
+    @property
+    def chunk_snapshots(self) -> int:
+        """Rows per on-disk chunk."""
+        return int(self._meta["chunk_snapshots"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A copy of the store's metadata."""
+        return json.loads(json.dumps(self._meta))
+
+    # -- reading -------------------------------------------------------------------------------
+    def read(self, start: int = 0, stop: int | None = None) -> ShadowData:
+        """Committed snapshots ``start:stop`` as an in-memory :class:`ShadowData`."""
+        s = self.n_snapshots
+        stop = s if stop is None else min(stop, s)
+        start = max(0, min(start, stop))
+        try:
+            bases = self._group["bases"][start:stop]
+            outcomes = self._group["outcomes"][start:stop]
+            settings = self._group["settings"][start:stop]
+        except Exception as exc:
+            raise StoreFormatError(f"{self.path}: cannot read rows {start}:{stop}: {exc}") from exc
+        try:
+            return ShadowData(bases, outcomes, settings, {"store": str(self.path), **self._meta["provenance"]})
+        except ShadowlabError as exc:
+            raise StoreFormatError(f"{self.path}: rows {start}:{stop} hold invalid data: {exc}") from exc
+
+    def load(self) -> ShadowData:
+        """All committed snapshots in memory."""
+        return self.read(0, None)
+
+    def iter_chunks(self, chunk_snapshots: int | None = None) -> Iterator[tuple[int, ShadowData]]:
+        """Yield ``(offset, chunk)`` over the committed snapshots, reading one chunk at a time."""
+        step = chunk_snapshots or self.chunk_snapshots
+        for start in range(0, self.n_snapshots, step):
+            yield start, self.read(start, start + step)
+
+    # -- writing -------------------------------------------------------------------------------
+    def append(self, data: ShadowData, *, provenance: dict[str, Any] | None = None) -> None:
+        """Append a batch of snapshots; it becomes visible only once completely written.
+
+        Setting indices of the batch are shifted past those already in the store, so that
+        batches never share a setting by accident.
+        """
+        if data.n_qubits != self.n_qubits:
+            raise QubitCountMismatchError(
+                f"{self.path}: store has {self.n_qubits} qubits, batch has {data.n_qubits}"
+            )
+        if data.n_snapshots == 0:
+            return
+        start = self.n_snapshots
+        stop = start + data.n_snapshots
+        settings = data.settings + self.n_settings
+        for name, values in (("bases", data.bases), ("outcomes", data.outcomes), ("settings", settings)):
+            arr = self._group[name]
+            arr.resize((stop, *arr.shape[1:]))
+            arr[start:stop] = values
+        meta = dict(self._meta)
+        meta["n_snapshots"] = stop
+        meta["n_settings"] = int(settings.max()) + 1
+        meta["batches"] = [*meta["batches"], {"rows": [start, stop], "time": _now(),
+                                              "provenance": _jsonable(provenance or data.metadata)}]
+        if not meta["provenance"]:
+            meta["provenance"] = _jsonable(provenance or data.metadata)
+        # The commit point: raising n_snapshots makes the rows visible.
+        self._group.attrs[_META_KEY] = meta
+        self._meta = meta
+
+    def summary(self) -> dict[str, Any]:
+        """Facts for ``shadowlab info``: sizes, counts per basis, provenance."""
+        meta = self.metadata
+        disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        counts = np.zeros(3, dtype=np.int64)
+        for _, chunk in self.iter_chunks():
+            counts += np.bincount(chunk.bases.ravel(), minlength=3)[:3]
+        total = max(int(counts.sum()), 1)
+        return {
+            "path": str(self.path),
+            "format": meta["format"],
+            "writer": meta["writer"],
+            "ensemble": meta["ensemble"],
+            "n_qubits": self.n_qubits,
+            "n_snapshots": self.n_snapshots,
+            "n_settings": self.n_settings,
+            "chunk_snapshots": self.chunk_snapshots,
+            "n_batches": len(meta["batches"]),
+            "created": meta["created"],
+            "basis_fractions": {"X": counts[0] / total, "Y": counts[1] / total, "Z": counts[2] / total},
+            "disk_bytes": disk,
+            "provenance": meta["provenance"],
+        }
+
+
+def write_store(
+    data: ShadowData,
+    path: str | os.PathLike[str],
+    *,
+    force: bool = False,
+    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    provenance: dict[str, Any] | None = None,
+) -> ShadowStore:
+    """Write ``data`` as a new store at ``path``, atomically (nothing is left on failure)."""
+    with atomic_path(path, force=force) as tmp:
+        store = ShadowStore.create(tmp, data.n_qubits, chunk_snapshots=chunk_snapshots,
+                                   provenance=provenance or data.metadata)
+        store.append(data, provenance=provenance or data.metadata)
+    return ShadowStore.open(path)
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a directory holding a Zarr group (it may still be a foreign one)."""
+    p = Path(path)
+    return p.is_dir() and (p / "zarr.json").is_file()
+
+
+def _jsonable(obj: Any) -> Any:
+    """Round-trip through JSON so that metadata is plain JSON (numpy scalars become numbers)."""
+
+    def default(o: Any) -> Any:
+        if isinstance(o, np.integer):
+            return int(o)
+        if isinstance(o, np.floating):
+            return float(o)
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        return str(o)
+
+    return json.loads(json.dumps(obj, default=default))

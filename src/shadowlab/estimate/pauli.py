@@ -1,0 +1,472 @@
+"""Linear estimators of Pauli expectation values and of weighted Pauli sums.
+
+Estimators (for a Pauli ``P`` of weight ``w``, over ``N`` snapshots; a snapshot *matches* ``P``
+when every qubit of ``P``'s support was measured in ``P``'s letter, and then its *sign* is the
+product of the outcome eigenvalues on the support):
+
+``mean``
+    The standard classical-shadow estimator (Huang, Kueng, Preskill 2020): each snapshot
+    contributes ``3^w * sign`` if it matches, 0 otherwise; the estimate is the average over all
+    ``N`` snapshots. Unbiased under uniformly random local Pauli measurements. Standard error:
+    the sample standard deviation of those contributions over ``sqrt(N)``.
+``matched``
+    The average sign over matching snapshots only (``n_matched`` of them). Unbiased for any
+    measurement scheme that matches ``P`` with non-zero probability, so it is the right choice
+    for biased or derandomized schemes. Standard error ``sqrt((1 - est^2) / (n_matched - 1))``.
+``mom``
+    Median of means: the snapshots are split in ``K`` contiguous blocks whose sizes differ by at
+    most one, the ``mean`` estimate is formed per block, and the median is taken (the mean of
+    the two middle values for even ``K``). Standard error: ``sqrt(pi / 2)`` times that of
+    ``mean`` (the asymptotic efficiency of a median of normal block means).
+
+Intervals (``level`` = confidence, e.g. 0.95; ``z`` its two-sided normal quantile):
+
+``normal``
+    ``estimate +- z * stderr`` for ``mean`` and ``mom``. For ``matched``, the Wilson score
+    interval for the fraction ``(1 + est) / 2`` of matching snapshots with sign +1, mapped back,
+    which keeps its coverage when the expectation is close to +-1.
+``hkp``
+    (``mom`` only.) The rigorous median-of-means guarantee of Huang, Kueng and Preskill, Nature
+    Physics 16, 1050 (2020), Theorem 1: with ``K >= 2 ln(2 M / (1 - level))`` blocks of at least
+    ``B`` snapshots, all ``M`` estimates of one call are simultaneously within
+    ``sqrt(34 ||O||^2_shadow / B)`` of their expectation values with probability at least
+    ``level``. Here ``||P||^2_shadow = 3^w`` for a Pauli, and for a sum the triangle inequality
+    ``||sum c_j P_j||_shadow <= sum |c_j| 3^(w_j / 2)`` over non-identity terms.
+
+Every call streams the data chunk by chunk: memory is bounded by the chunk size plus
+``M x K`` counters, never by ``snapshots x observables``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Protocol
+
+import numpy as np
+
+from shadowlab.errors import EstimationError, ShadowlabError
+from shadowlab.estimate import kernels
+from shadowlab.estimate.results import ESTIMATORS, INTERVALS, Estimates
+from shadowlab.paulis import PauliArrays, PauliString, PauliSum
+
+DEFAULT_CHUNK_SNAPSHOTS = 65536
+HKP_CONSTANT = 34.0
+
+Progress = Callable[[int], None]
+
+
+class SnapshotSource(Protocol):
+    """What the estimators read: an in-memory :class:`ShadowData` or a :class:`ShadowStore`."""
+
+    @property
+    def n_qubits(self) -> int: ...
+
+    @property
+    def n_snapshots(self) -> int: ...
+
+    def iter_chunks(self, chunk_snapshots: int) -> object: ...
+
+
+@dataclass(frozen=True)
+class _Options:
+    estimator: str
+    n_blocks: int
+    level: float
+    interval: str
+
+
+def hkp_blocks(n_observables: int, level: float) -> int:
+    """Blocks that the HKP median-of-means bound needs for ``n_observables`` at ``level``:
+    ``ceil(2 ln(2 M / (1 - level)))``."""
+    return max(1, math.ceil(2.0 * math.log(2.0 * max(n_observables, 1) / (1.0 - level))))
+
+
+def _options(
+    estimator: str, n_blocks: int | None, level: float, interval: str, n_snapshots: int, n_observables: int
+) -> _Options:
+    if estimator not in ESTIMATORS:
+        raise ShadowlabError(f"unknown estimator {estimator!r}; expected one of {', '.join(ESTIMATORS)}")
+    if interval not in INTERVALS:
+        raise ShadowlabError(f"unknown interval {interval!r}; expected one of {', '.join(INTERVALS)}")
+    if not 0.0 < level < 1.0:
+        raise ShadowlabError(f"confidence level must lie strictly between 0 and 1, got {level}")
+    if n_snapshots == 0:
+        raise ShadowlabError("the shadow data set is empty (0 snapshots); nothing can be estimated")
+    if interval == "hkp" and estimator != "mom":
+        raise ShadowlabError("the hkp interval is the median-of-means guarantee; use it with estimator 'mom'")
+    if estimator != "mom":
+        if n_blocks not in (None, 1):
+            raise ShadowlabError(f"n_blocks applies to the 'mom' estimator only (got n_blocks={n_blocks} "
+                                 f"with estimator {estimator!r})")
+        return _Options(estimator, 1, level, interval)
+    k = hkp_blocks(n_observables, level) if n_blocks is None else int(n_blocks)
+    if k < 1:
+        raise ShadowlabError(f"n_blocks must be >= 1, got {n_blocks}")
+    if k > n_snapshots:
+        raise ShadowlabError(
+            f"median of means with K={k} blocks needs at least {k} snapshots, but the data set has "
+            f"{n_snapshots}; use fewer blocks (n_blocks / --blocks)"
+        )
+    if interval == "hkp" and k < hkp_blocks(n_observables, level):
+        need = hkp_blocks(n_observables, level)
+        raise ShadowlabError(
+            f"the hkp interval at level {level} for {n_observables} observable(s) needs K >= "
+            f"2 ln(2M/(1-level)) = {need} blocks, got K={k}; raise n_blocks or lower the level"
+        )
+    return _Options("mom", k, level, interval)
+
+
+def block_bounds(n_snapshots: int, n_blocks: int) -> np.ndarray:
+    """``(K + 1,)`` int64 boundaries of ``K`` contiguous blocks whose sizes differ by at most 1."""
+    return (np.arange(n_blocks + 1, dtype=np.int64) * n_snapshots) // n_blocks
+
+
+def _local_blocks(bounds: np.ndarray, offset: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    lo = np.clip(bounds[:-1] - offset, 0, size)
+    hi = np.clip(bounds[1:] - offset, 0, size)
+    return lo.astype(np.int64), hi.astype(np.int64)
+
+
+def _as_pauli_list(observables: PauliSum | Sequence[PauliString], n_qubits: int) -> tuple[list[PauliString],
+                                                                                          list[str]]:
+    if isinstance(observables, PauliSum):
+        observables.check_n_qubits(n_qubits)
+        return list(observables.terms), list(observables.labels)
+    paulis = list(observables)
+    for p in paulis:
+        p.check_qubits(n_qubits)
+    return paulis, [p.to_sparse() for p in paulis]
+
+
+def pauli_counts(
+    source: SnapshotSource,
+    arrays: PauliArrays,
+    n_blocks: int = 1,
+    *,
+    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    progress: Progress | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stream ``source`` and count, per Pauli and block, matching snapshots and odd-parity ones.
+
+    Returns
+    -------
+    match, odd:
+        ``(M, K)`` int64 arrays.
+    """
+    n = source.n_snapshots
+    bounds = block_bounds(n, n_blocks)
+    match = np.zeros((len(arrays), n_blocks), dtype=np.int64)
+    odd = np.zeros_like(match)
+    for offset, chunk in source.iter_chunks(chunk_snapshots):
+        planes = kernels.pack(chunk.bases, chunk.outcomes)
+        lo, hi = _local_blocks(bounds, offset, chunk.n_snapshots)
+        kernels.pauli_block_counts(planes, lo, hi, arrays.qubits, arrays.codes, arrays.weights, match, odd)
+        if progress is not None:
+            progress(chunk.n_snapshots)
+    return match, odd
+
+
+def _z(level: float) -> float:
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def _stats_from_counts(
+    match: np.ndarray, odd: np.ndarray, weights: np.ndarray, n_snapshots: int, bounds: np.ndarray, opts: _Options,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates, standard errors and interval ends from per-block counts (see module docs)."""
+    c = match.sum(axis=1).astype(np.float64)
+    s = (match - 2 * odd).sum(axis=1).astype(np.float64)
+    scale = np.power(3.0, weights)
+    n = float(n_snapshots)
+    z = _z(opts.level)
+    mean = scale * s / n
+    # Sample variance of the per-snapshot contributions 3^w * sign (or 0): E[x^2] = 9^w c / N.
+    var = np.maximum(scale * scale * c / n - mean * mean, 0.0) * (n / (n - 1.0) if n > 1 else 1.0)
+    se_mean = np.sqrt(var / n) if n > 1 else scale
+    if opts.estimator == "mean":
+        est, se = mean, se_mean
+        lo, hi = est - z * se, est + z * se
+    elif opts.estimator == "matched":
+        safe_c = np.maximum(c, 1.0)
+        est = s / safe_c
+        se = np.where(c > 1, np.sqrt(np.maximum(1.0 - est * est, 0.0) / np.maximum(c - 1.0, 1.0)), 1.0)
+        p_hat = (1.0 + est) / 2.0
+        denom = 1.0 + z * z / safe_c
+        centre = (p_hat + z * z / (2.0 * safe_c)) / denom
+        half = z * np.sqrt(p_hat * (1.0 - p_hat) / safe_c + z * z / (4.0 * safe_c * safe_c)) / denom
+        lo, hi = 2.0 * (centre - half) - 1.0, 2.0 * (centre + half) - 1.0
+    else:
+        sizes = np.diff(bounds).astype(np.float64)
+        block_means = scale[:, None] * (match - 2 * odd) / sizes[None, :]
+        est = np.median(block_means, axis=1)
+        se = math.sqrt(math.pi / 2.0) * se_mean
+        if opts.interval == "hkp":
+            half = np.sqrt(HKP_CONSTANT * scale / sizes.min())
+            half = np.where(weights == 0, 0.0, half)
+        else:
+            half = z * se
+        lo, hi = est - half, est + half
+    identity = weights == 0
+    # The identity is known exactly: <I> = 1 whatever the data.
+    est = np.where(identity, 1.0, est)
+    se = np.where(identity, 0.0, se)
+    lo = np.where(identity, 1.0, lo)
+    hi = np.where(identity, 1.0, hi)
+    return est, se, lo, hi
+
+
+def estimate_paulis(
+    source: SnapshotSource,
+    observables: PauliSum | Sequence[PauliString],
+    *,
+    estimator: str = "mean",
+    n_blocks: int | None = None,
+    level: float = 0.95,
+    interval: str = "normal",
+    on_unmatched: str = "raise",
+    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    progress: Progress | None = None,
+) -> Estimates:
+    """Estimate ``<P>`` for every Pauli string in ``observables`` (coefficients are ignored).
+
+    Parameters
+    ----------
+    source:
+        A :class:`ShadowData` or :class:`ShadowStore` of local-Pauli snapshots.
+    observables:
+        A :class:`PauliSum` (its terms are estimated one by one) or a sequence of Pauli strings.
+    estimator:
+        ``'mean'`` (default), ``'matched'`` or ``'mom'`` (see the module documentation).
+    n_blocks:
+        Median-of-means blocks ``K`` (``'mom'`` only); default ``ceil(2 ln(2M / (1 - level)))``.
+    level:
+        Confidence level of the intervals, in (0, 1).
+    interval:
+        ``'normal'`` (default) or ``'hkp'`` (the rigorous median-of-means bound).
+    on_unmatched:
+        ``'raise'`` (default): an observable that no snapshot matches is an
+        :class:`EstimationError`; ``'omit'``: such observables are dropped and listed in
+        ``Estimates.omitted``.
+    chunk_snapshots:
+        Snapshots read and packed at a time; bounds memory.
+    progress:
+        Called with the number of snapshots of each processed chunk.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from shadowlab import ShadowData, PauliSum
+    >>> d = ShadowData(np.array([[2, 2], [0, 2]]), np.array([[0, 0], [1, 0]]))
+    >>> r = estimate_paulis(d, PauliSum.from_labels(["ZZ", "Z1"]))
+    >>> r.estimate.tolist(), r.n_matched.tolist()
+    [[4.5, 3.0], [1, 2]]
+    """
+    paulis, labels = _as_pauli_list(observables, source.n_qubits)
+    if not paulis:
+        raise ShadowlabError("no observables given")
+    opts = _options(estimator, n_blocks, level, interval, source.n_snapshots, len(paulis))
+    arrays = PauliArrays.from_paulis(paulis)
+    match, odd = pauli_counts(source, arrays, opts.n_blocks, chunk_snapshots=chunk_snapshots, progress=progress)
+    return _finish(match, odd, arrays.weights, labels, source.n_snapshots, opts, on_unmatched)
+
+
+def _finish(
+    match: np.ndarray, odd: np.ndarray, weights: np.ndarray, labels: Sequence[str], n_snapshots: int,
+    opts: _Options, on_unmatched: str,
+) -> Estimates:
+    if on_unmatched not in ("raise", "omit"):
+        raise ShadowlabError(f"on_unmatched must be 'raise' or 'omit', got {on_unmatched!r}")
+    total = match.sum(axis=1)
+    unmatched = np.flatnonzero((total == 0) & (weights > 0))
+    omitted: tuple[str, ...] = ()
+    if unmatched.size:
+        names = [labels[i] for i in unmatched[:5]]
+        more = f" and {unmatched.size - 5} more" if unmatched.size > 5 else ""
+        if on_unmatched == "raise":
+            raise EstimationError(
+                f"no snapshot matches {unmatched.size} observable(s): {', '.join(names)}{more}; "
+                f"with {n_snapshots} snapshots a weight-w Pauli is matched about {n_snapshots}/3^w times "
+                "under uniform measurements. Take more snapshots, or omit them (on_unmatched='omit', "
+                "--skip-unmatched)"
+            )
+        keep = np.flatnonzero((total > 0) | (weights == 0))
+        omitted = tuple(labels[i] for i in unmatched)
+        match, odd, weights = match[keep], odd[keep], weights[keep]
+        labels = [labels[i] for i in keep]
+    bounds = block_bounds(n_snapshots, opts.n_blocks)
+    est, se, lo, hi = _stats_from_counts(match, odd, weights, n_snapshots, bounds, opts)
+    n_matched = match.sum(axis=1)
+    return Estimates(
+        labels=tuple(labels), estimate=est, stderr=se, ci_low=lo, ci_high=hi, n_matched=n_matched,
+        n_snapshots=n_snapshots, estimator=opts.estimator, interval=opts.interval, level=opts.level,
+        n_blocks=opts.n_blocks, omitted=omitted,
+    )
+
+
+def estimate_two_point(
+    source: SnapshotSource,
+    *,
+    estimator: str = "mean",
+    n_blocks: int | None = None,
+    level: float = 0.95,
+    interval: str = "normal",
+    on_unmatched: str = "raise",
+    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    progress: Progress | None = None,
+) -> Estimates:
+    """All two-point correlators ``<P_a(i) P_b(j)>`` for qubits ``i < j`` and letters ``a, b``.
+
+    A fast path over all ``9 n (n - 1) / 2`` correlators at once; same estimators and intervals
+    as :func:`estimate_paulis`. Rows are ordered by ``i``, then ``j``, then ``a``, then ``b``
+    (letters X, Y, Z), labelled like ``'X0 Z5'``.
+    """
+    n_q = source.n_qubits
+    if n_q < 2:
+        raise ShadowlabError("two-point correlators need at least 2 qubits")
+    n_pairs = n_q * (n_q - 1) // 2
+    opts = _options(estimator, n_blocks, level, interval, source.n_snapshots, 9 * n_pairs)
+    k = opts.n_blocks
+    need_bytes = 2 * k * n_q * n_q * 9 * 8
+    if need_bytes > 2**31:
+        raise ShadowlabError(f"{k} blocks x {n_q}^2 x 9 counters would need {need_bytes / 2**30:.1f} GiB; "
+                             "use fewer blocks or an explicit observable list")
+    bounds = block_bounds(source.n_snapshots, k)
+    match = np.zeros((k, n_q, n_q, 3, 3), dtype=np.int64)
+    odd = np.zeros_like(match)
+    for offset, chunk in source.iter_chunks(chunk_snapshots):
+        planes = kernels.pack(chunk.bases, chunk.outcomes)
+        lo, hi = _local_blocks(bounds, offset, chunk.n_snapshots)
+        for b in range(k):
+            if hi[b] > lo[b]:
+                kernels.two_point_counts(planes, int(lo[b]), int(hi[b]), match[b], odd[b])
+        if progress is not None:
+            progress(chunk.n_snapshots)
+    ii, jj = np.triu_indices(n_q, k=1)
+    # (K, pairs, 3, 3) -> (pairs * 9, K) in row order i, j, a, b.
+    m = match[:, ii, jj].reshape(k, -1).T
+    o = odd[:, ii, jj].reshape(k, -1).T
+    letters = "XYZ"
+    labels = [f"{letters[a]}{i} {letters[b]}{j}" for i, j in zip(ii, jj, strict=True)
+              for a in range(3) for b in range(3)]
+    weights = np.full(len(labels), 2, dtype=np.int64)
+    return _finish(m, o, weights, labels, source.n_snapshots, opts, on_unmatched)
+
+
+def estimate_sum(
+    source: SnapshotSource,
+    hamiltonian: PauliSum,
+    *,
+    estimator: str = "mean",
+    n_blocks: int | None = None,
+    level: float = 0.95,
+    interval: str = "normal",
+    label: str = "sum",
+    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    progress: Progress | None = None,
+) -> Estimates:
+    """Estimate ``<H>`` for ``H = sum_j c_j P_j`` with one standard error for the whole sum.
+
+    The standard error accounts for the correlations between terms estimated from the same
+    snapshots: for ``mean`` and ``mom`` it comes from the per-snapshot values of the whole sum;
+    for ``matched`` (each term averaged over its own matching snapshots) from the delta-method
+    influence of each snapshot on the sum. Identity terms are added exactly.
+    """
+    hamiltonian.check_n_qubits(source.n_qubits)
+    if len(hamiltonian) == 0:
+        raise ShadowlabError("the Pauli sum has no terms")
+    opts = _options(estimator, n_blocks, level, interval, source.n_snapshots, 1)
+    weights_all = np.array([t.weight for t in hamiltonian.terms], dtype=np.int64)
+    ident = weights_all == 0
+    constant = float(hamiltonian.coeffs[ident].sum())
+    terms = [t for t, i in zip(hamiltonian.terms, ident, strict=True) if not i]
+    coeffs = hamiltonian.coeffs[~ident]
+    n = source.n_snapshots
+    if not terms:
+        return Estimates((label,), np.array([constant]), np.zeros(1), np.array([constant]), np.array([constant]),
+                         np.array([n]), n, opts.estimator, opts.interval, level, opts.n_blocks)
+    arrays = PauliArrays.from_paulis(terms)
+    scale3 = np.power(3.0, arrays.weights)
+    z = _z(level)
+    if opts.estimator == "matched":
+        match, odd = pauli_counts(source, arrays, 1, chunk_snapshots=chunk_snapshots)
+        c = match[:, 0].astype(np.float64)
+        if np.any(c == 0):
+            bad = [terms[i].to_sparse() for i in np.flatnonzero(c == 0)[:5]]
+            raise EstimationError(
+                f"no snapshot matches {int(np.sum(c == 0))} term(s) of the sum, e.g. {', '.join(bad)}; the matched "
+                "estimator needs every term matched at least once (use estimator 'mean', or more snapshots)"
+            )
+        mu = (match[:, 0] - 2 * odd[:, 0]) / c
+        est = constant + float(coeffs @ mu)
+        # Influence of snapshot s: sum_j (c_j / C_j) m_js (sign_js - mu_j); variance = sum_s psi_s^2.
+        sq, used = _stream_sum_values(source, arrays, coeffs / c, -coeffs * mu / c, 1, chunk_snapshots, progress,
+                                      want="squares")
+        se = math.sqrt(sq)
+        return Estimates((label,), np.array([est]), np.array([se]), np.array([est - z * se]),
+                         np.array([est + z * se]), np.array([used]), n, "matched", opts.interval, level, 1)
+    block_sums, sum_sq, used = _stream_sum_values(source, arrays, coeffs * scale3, np.zeros(len(terms)),
+                                                  opts.n_blocks, chunk_snapshots, progress, want="blocks")
+    total = float(block_sums.sum())
+    mean = total / n
+    var = max(sum_sq / n - mean * mean, 0.0) * (n / (n - 1) if n > 1 else 1.0)
+    se_mean = math.sqrt(var / n)
+    if opts.estimator == "mean":
+        est, se = constant + mean, se_mean
+        half = z * se
+    else:
+        sizes = np.diff(block_bounds(n, opts.n_blocks)).astype(np.float64)
+        est = constant + float(np.median(block_sums / sizes))
+        se = math.sqrt(math.pi / 2.0) * se_mean
+        if opts.interval == "hkp":
+            norm = float(np.sum(np.abs(coeffs) * np.sqrt(scale3)))
+            half = math.sqrt(HKP_CONSTANT * norm * norm / sizes.min())
+        else:
+            half = z * se
+    return Estimates((label,), np.array([est]), np.array([se]), np.array([est - half]), np.array([est + half]),
+                     np.array([used]), n, opts.estimator, opts.interval, level, opts.n_blocks)
+
+
+def _stream_sum_values(
+    source: SnapshotSource, arrays: PauliArrays, scale: np.ndarray, offset: np.ndarray, n_blocks: int,
+    chunk_snapshots: int, progress: Progress | None, *, want: str,
+) -> tuple:
+    """Stream per-snapshot values of a sum; return block sums and the sum of squares (``want='blocks'``)
+    or only the sum of squares (``want='squares'``), plus the number of snapshots matching any term."""
+    bounds = block_bounds(source.n_snapshots, n_blocks)
+    block_sums = np.zeros(n_blocks)
+    sum_sq = 0.0
+    used = 0
+    scale = np.ascontiguousarray(scale, dtype=np.float64)
+    offset = np.ascontiguousarray(offset, dtype=np.float64)
+    for start, chunk in source.iter_chunks(chunk_snapshots):
+        planes = kernels.pack(chunk.bases, chunk.outcomes)
+        values = np.zeros(chunk.n_snapshots)
+        hits = np.zeros(chunk.n_snapshots, dtype=np.int64)
+        kernels.pauli_sum_snapshot_values(planes, chunk.n_snapshots, arrays.qubits, arrays.codes, arrays.weights,
+                                          scale, offset, values, hits)
+        sum_sq += float(values @ values)
+        used += int(np.count_nonzero(hits))
+        lo, hi = _local_blocks(bounds, start, chunk.n_snapshots)
+        for b in range(n_blocks):
+            if hi[b] > lo[b]:
+                block_sums[b] += values[lo[b]:hi[b]].sum()
+        if progress is not None:
+            progress(chunk.n_snapshots)
+    if want == "squares":
+        return sum_sq, used
+    return block_sums, sum_sq, used
+
+
+__all__ = [
+    "DEFAULT_CHUNK_SNAPSHOTS",
+    "SnapshotSource",
+    "block_bounds",
+    "estimate_paulis",
+    "estimate_sum",
+    "estimate_two_point",
+    "hkp_blocks",
+    "pauli_counts",
+]
