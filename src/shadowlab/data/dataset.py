@@ -142,8 +142,13 @@ class ShadowData:
         return self
 
     @staticmethod
-    def concatenate(parts: Sequence[ShadowData]) -> ShadowData:
-        """Join data sets of the same qubit count, in order; setting indices are made disjoint."""
+    def concatenate(parts: Sequence[ShadowData], *, disjoint_settings: bool = False) -> ShadowData:
+        """Join data sets of the same qubit count, in order.
+
+        Setting indices are kept as they are (right for re-joining chunks of one data set);
+        with ``disjoint_settings=True`` each part's indices are shifted past the previous
+        part's, for joining independent experiments.
+        """
         if not parts:
             raise ShadowlabError("nothing to concatenate")
         n = parts[0].n_qubits
@@ -154,7 +159,8 @@ class ShadowData:
         settings = []
         for p in parts:
             settings.append(p.settings + offset)
-            offset += int(p.settings.max()) + 1 if p.n_snapshots else 0
+            if disjoint_settings and p.n_snapshots:
+                offset += int(p.settings.max()) + 1
         return ShadowData(
             np.concatenate([p.bases for p in parts]),
             np.concatenate([p.outcomes for p in parts]),
