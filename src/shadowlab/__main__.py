@@ -1,0 +1,5 @@
+"""``python -m shadowlab``: the command line."""
+
+from shadowlab.cli import app
+
+app()

@@ -1,0 +1,302 @@
+"""The ``shadowlab`` command line: one thin command per user task.
+
+Results go to standard output or a file; progress and errors go to standard error. A failed
+command prints ``error: <message>`` (no traceback), exits with status 1 and leaves no partial
+output file.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from shadowlab.errors import ShadowlabError
+
+app = typer.Typer(
+    name="shadowlab",
+    help="Classical shadows: measure first, ask questions later.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(func: F) -> F:
+    """Turn user-facing errors into one line on stderr and exit status 1."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ShadowlabError as exc:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            err.print(f"[bold red]error:[/] {exc.filename or ''}: {exc.strerror}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; no output was written")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def _progress(total: int, what: str, *, quiet: bool) -> Iterator[Callable[[int], None]]:
+    """A Rich progress bar on stderr; yields a callback advancing it by a count."""
+    if quiet:
+        yield lambda _n: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(what, total=total, rate="")
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            elapsed = bar.tasks[0].elapsed or 0.0
+            if elapsed > 0:
+                bar.update(task, rate=f"{bar.tasks[0].completed / elapsed:,.0f}/s")
+
+        yield advance
+
+
+def open_source(path: Path, fmt: str | None = None) -> Any:
+    """A shadow store (opened lazily) or any importable snapshot file (read into memory)."""
+    from shadowlab.data.formats import read_snapshots
+    from shadowlab.data.store import ShadowStore, is_store
+
+    if is_store(path) and fmt in (None, "zarr"):
+        return ShadowStore.open(path)
+    if not path.exists():
+        raise ShadowlabError(f"{path}: no such file or store")
+    return read_snapshots(path, fmt)
+
+
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+
+
+@app.command()
+@_user_errors
+def simulate(
+    state: Annotated[str, typer.Argument(help="State: built-in spec (ghz:100, cluster:50, toric:5, tfim:12, "
+                                              "heisenberg:10, random:8, ...) or a .qasm/.npy/.stim file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Store to create (a .zarr directory).")],
+    snapshots: Annotated[int, typer.Option("--snapshots", "-n", help="Number of snapshots.")] = 10000,
+    repeats: Annotated[int, typer.Option(help="Snapshots per random setting (settings x repeats).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed; the same arguments give identical data.")] = 0,
+    simulator: Annotated[str, typer.Option(help="auto, statevector or stim.")] = "auto",
+    chunk_snapshots: Annotated[int, typer.Option(help="Snapshots per on-disk chunk (multiple of 64).")] = 65536,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Simulate random local-Pauli measurements of a state and store the snapshots."""
+    from shadowlab.acquire.simulate import DEFAULT_BATCH_SNAPSHOTS, iter_batches, prepare_state, provenance
+    from shadowlab.atomic import atomic_path
+    from shadowlab.data.store import ShadowStore
+
+    prepared = prepare_state(state, simulator=simulator, seed=seed)
+    meta = provenance(prepared, n_snapshots=snapshots, repeats=repeats, seed=seed,
+                      batch_snapshots=DEFAULT_BATCH_SNAPSHOTS)
+    with atomic_path(output, force=force) as tmp:
+        store = ShadowStore.create(tmp, prepared.n_qubits, chunk_snapshots=chunk_snapshots, provenance=meta)
+        with _progress(snapshots, f"sampling {prepared.description}", quiet=quiet) as advance:
+            for batch in iter_batches(prepared, snapshots, repeats=repeats, seed=seed):
+                store.append(batch, provenance=meta)
+                advance(batch.n_snapshots)
+    if not quiet:
+        err.print(f"wrote {snapshots:,} snapshots of {prepared.n_qubits} qubits ({prepared.simulator}) to {output}")
+
+
+@app.command("import")
+@_user_errors
+def import_(
+    source: Annotated[Path, typer.Argument(help="Snapshot file: PennyLane .npz (bits, recipes), Huang et al. text, "
+                                                "or .npz of bases/outcomes.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Store to create (a .zarr directory).")],
+    fmt: Annotated[str | None, typer.Option("--format", help="pennylane, huang or npz (default: detect).")] = None,
+    chunk_snapshots: Annotated[int, typer.Option(help="Snapshots per on-disk chunk (multiple of 64).")] = 65536,
+    force: ForceOpt = False,
+) -> None:
+    """Import snapshots from another format into a shadow store."""
+    from shadowlab.data.formats import read_snapshots
+    from shadowlab.data.store import write_store
+
+    data = read_snapshots(source, fmt)
+    write_store(data, output, force=force, chunk_snapshots=chunk_snapshots, provenance=data.metadata)
+    err.print(f"imported {data.n_snapshots:,} snapshots of {data.n_qubits} qubits into {output}")
+
+
+@app.command()
+@_user_errors
+def export(
+    store: Annotated[Path, typer.Argument(help="Shadow store to export.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
+    fmt: Annotated[str | None, typer.Option("--format", help="pennylane, huang or npz (default: from extension).")
+                   ] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Export a shadow store to PennyLane, Huang et al. text or plain npz format."""
+    from shadowlab.data.formats import write_snapshots
+
+    data = open_source(store).load()
+    write_snapshots(data, output, fmt, force=force)
+    err.print(f"exported {data.n_snapshots:,} snapshots to {output}")
+
+
+@app.command()
+@_user_errors
+def info(
+    store: Annotated[Path, typer.Argument(help="Shadow store (or any importable snapshot file).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Summarize a shadow data set: sizes, settings, basis balance, provenance."""
+    from shadowlab.data.store import ShadowStore
+
+    source = open_source(store)
+    if isinstance(source, ShadowStore):
+        summary = source.summary()
+    else:
+        import numpy as np
+
+        counts = np.bincount(source.bases.ravel(), minlength=3)[:3] / max(source.bases.size, 1)
+        summary = {"path": str(store), "n_qubits": source.n_qubits, "n_snapshots": source.n_snapshots,
+                   "n_settings": source.n_settings,
+                   "basis_fractions": dict(zip("XYZ", counts.tolist(), strict=True)),
+                   "provenance": source.metadata}
+    if as_json:
+        out.print_json(json.dumps(summary, default=float))
+        return
+    table = Table(title=f"shadow data set {store}", show_header=False)
+    for key, value in summary.items():
+        if key == "basis_fractions":
+            value = "  ".join(f"{k} {v:.3f}" for k, v in value.items())
+        elif key == "provenance":
+            value = json.dumps(value)
+        elif key == "disk_bytes":
+            value = f"{value / 2**20:.2f} MiB"
+        table.add_row(key, str(value))
+    out.print(table)
+
+
+@app.command()
+@_user_errors
+def predict(
+    data: Annotated[Path, typer.Argument(help="Shadow store or importable snapshot file.")],
+    observables: Annotated[Path | None, typer.Argument(help="Observable file (reference 'k P q ...' format, "
+                                                            "one term per line, or a molecule Hamiltonian).")] = None,
+    estimator: Annotated[str, typer.Option(help="mean, matched or mom (median of means).")] = "mean",
+    blocks: Annotated[int | None, typer.Option(help="Median-of-means blocks K (default 2 ln(2M/(1-level))).")
+                      ] = None,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    interval: Annotated[str, typer.Option(help="normal, or hkp (rigorous median-of-means bound).")] = "normal",
+    sum_: Annotated[bool, typer.Option("--sum", help="Also estimate the weighted sum of the observables "
+                                                     "(e.g. an energy).")] = False,
+    all_pairs: Annotated[bool, typer.Option("--all-pairs", help="All two-point correlators P_i Q_j (fast path).")
+                         ] = False,
+    skip_unmatched: Annotated[bool, typer.Option("--skip-unmatched", help="Drop observables no snapshot matches "
+                                                                          "instead of failing.")] = False,
+    obs_format: Annotated[str | None, typer.Option(help="Observable file format (default: detect).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write results here instead of stdout.")
+                      ] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Predict expectation values, with standard errors and confidence intervals."""
+    from shadowlab.estimate.pauli import estimate_paulis, estimate_sum, estimate_two_point
+    from shadowlab.estimate.results import OUTPUT_FORMATS
+    from shadowlab.observables import read_observables
+
+    if fmt not in OUTPUT_FORMATS:
+        raise ShadowlabError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
+    if output is not None and fmt == "table":
+        raise ShadowlabError("--output needs --format csv or json")
+    if output is not None and output.exists() and not force:
+        raise ShadowlabError(f"{output} already exists; pass --force to overwrite it")
+    if (observables is None) == (not all_pairs):
+        raise ShadowlabError("give an observable file, or --all-pairs (not both)")
+    source = open_source(data)
+    on_unmatched = "omit" if skip_unmatched else "raise"
+    with _progress(source.n_snapshots, "estimating", quiet=quiet) as advance:
+        if all_pairs:
+            result = estimate_two_point(source, estimator=estimator, n_blocks=blocks, level=level, interval=interval,
+                                        on_unmatched=on_unmatched, progress=advance)
+        else:
+            obs = read_observables(observables, obs_format)
+            obs.check_n_qubits(source.n_qubits, what=f"the data set {data}")
+            result = estimate_paulis(source, obs, estimator=estimator, n_blocks=blocks, level=level,
+                                     interval=interval, on_unmatched=on_unmatched, progress=advance)
+            if sum_:
+                total = estimate_sum(source, obs, estimator=estimator, n_blocks=blocks, level=level,
+                                     interval=interval, label="SUM")
+                result = _append(result, total)
+    if result.omitted:
+        err.print(f"[yellow]skipped {len(result.omitted)} observable(s) that no snapshot matches[/]")
+    if fmt == "table":
+        _print_table(result)
+    elif output is None:
+        sys.stdout.write(result.to_csv() if fmt == "csv" else result.to_json() + "\n")
+    else:
+        result.write(output, fmt, force=force)
+        err.print(f"wrote {len(result)} estimates to {output}")
+
+
+def _append(result: Any, extra: Any) -> Any:
+    import dataclasses
+
+    import numpy as np
+
+    return dataclasses.replace(
+        result,
+        labels=result.labels + extra.labels,
+        **{f: np.concatenate([getattr(result, f), getattr(extra, f)])
+           for f in ("estimate", "stderr", "ci_low", "ci_high", "n_matched")},
+    )
+
+
+def _print_table(result: Any) -> None:
+    pct = f"{100 * result.level:g}%"
+    table = Table(title=f"{result.estimator} estimator, {result.interval} {pct} intervals, "
+                        f"{result.n_snapshots:,} snapshots" + (f", K={result.n_blocks}" if result.n_blocks > 1 else ""))
+    for col in ("observable", "estimate", "stderr", f"{pct} interval", "matched"):
+        table.add_column(col, justify="left" if col == "observable" else "right")
+    for r in result.rows():
+        table.add_row(r["observable"], f"{r['estimate']:+.5f}", f"{r['stderr']:.5f}",
+                      f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", f"{r['n_matched']:,}")
+    out.print(table)
+
+
+@app.command()
+@_user_errors
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the demo's plot and tables "
+                                                               "(replaced on each run).")] = Path("shadowlab-demo"),
+    snapshots: Annotated[int, typer.Option("--snapshots", "-n", help="Snapshots per experiment.")] = 20000,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 2026,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a complete experiment: two states, thousands of predictions, checked against exact values."""
+    from shadowlab.demo import run_demo
+
+    run_demo(output, n_snapshots=snapshots, seed=seed, console=out, quiet=quiet)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    """Entry point for ``python -m shadowlab``."""
+    app()
