@@ -143,6 +143,31 @@ def pauli_block_counts(planes, block_lo, block_hi, qubits, codes, weights, match
             odd_out[m, k] += np.int64(n_odd)
 
 
+@njit(cache=True)
+def _sum_values_word(planes, w, n_valid, qubits, codes, weights, scale, offset, values_out, hits_out):
+    """The work of :func:`pauli_sum_snapshot_values` for the 64 snapshots of word ``w``."""
+    valid = _range_mask(w, 0, n_valid)
+    base = w * 64
+    for t in range(weights.shape[0]):
+        acc = valid
+        par = np.uint64(0)
+        for j in range(weights[t]):
+            q = qubits[t, j]
+            acc &= planes[codes[t, j], q, w]
+            par ^= planes[3, q, w]
+        plus = scale[t] + offset[t]
+        minus = offset[t] - scale[t]
+        while acc:
+            bit = _trailing_zeros(acc)
+            s = base + np.int64(bit)
+            hits_out[s] += 1
+            if (par >> bit) & _ONE:
+                values_out[s] += minus
+            else:
+                values_out[s] += plus
+            acc &= acc - _ONE
+
+
 @njit(parallel=True, cache=True)
 def pauli_sum_snapshot_values(planes, n_valid, qubits, codes, weights, scale, offset, values_out, hits_out):
     """Per-snapshot value of a weighted sum of Pauli terms.
@@ -155,29 +180,10 @@ def pauli_sum_snapshot_values(planes, n_valid, qubits, codes, weights, scale, of
 
     ``values_out`` (float64) and ``hits_out`` (int64) are ``(n_valid,)`` and added to in place.
     """
-    n_terms = weights.shape[0]
-    n_w = (n_valid + 63) // 64
-    for w in prange(n_w):
-        valid = _range_mask(w, 0, n_valid)
-        base = w * 64
-        for t in range(n_terms):
-            acc = valid
-            par = np.uint64(0)
-            for j in range(weights[t]):
-                q = qubits[t, j]
-                acc &= planes[codes[t, j], q, w]
-                par ^= planes[3, q, w]
-            plus = scale[t] + offset[t]
-            minus = offset[t] - scale[t]
-            while acc:
-                bit = _trailing_zeros(acc)
-                s = base + np.int64(bit)
-                hits_out[s] += 1
-                if (par >> bit) & _ONE:
-                    values_out[s] += minus
-                else:
-                    values_out[s] += plus
-                acc &= acc - _ONE
+    # The per-word body is a separate serial function: written inline, numba's parfor pass
+    # treats the scattered in-place updates conservatively and runs about 5x slower.
+    for w in prange((n_valid + 63) // 64):
+        _sum_values_word(planes, w, n_valid, qubits, codes, weights, scale, offset, values_out, hits_out)
 
 
 @njit(parallel=True, cache=True)

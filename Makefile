@@ -1,0 +1,30 @@
+# Set-up is part of every target: the first run creates .venv and installs shadowlab with its
+# test tools and the peer libraries the tests compare against (PennyLane, tencirpauli).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test,peers]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/shadowlab demo
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/pytest
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_pauli.py
+
+clean:
+	rm -rf $(VENV) shadowlab-demo .pytest_cache
