@@ -101,7 +101,7 @@ def test_unknown_format_version(tmp_path):
     meta = json.loads(meta_file.read_text())
     meta["attributes"]["shadowlab"]["format"] = 99
     meta_file.write_text(json.dumps(meta))
-    with pytest.raises(StoreFormatError, match="format 99.*upgrade"):
+    with pytest.raises(StoreFormatError, match=r"format 99.*upgrade"):
         ShadowStore.open(tmp_path / "v.zarr")
 
 

@@ -85,13 +85,13 @@ def prepare_state(description: str, *, simulator: str = "auto", seed: int | None
 
 
 def _from_vector(description: str, state: np.ndarray) -> PreparedState:
-    n = max(state.size, 1).bit_length() - 1
-    if 2**n != state.size or n < 1:
-        raise ShadowlabError(f"{description}: a state vector needs 2^n entries, got {state.size}")
+    from shadowlab.acquire.statevector import validate_statevector
+
+    psi, n = validate_statevector(state, what=description)
     if n > MAX_STATEVECTOR_QUBITS:
         raise ShadowlabError(f"{description}: {n} qubits is beyond the state-vector simulator "
                              f"(at most {MAX_STATEVECTOR_QUBITS}); use a stim (Clifford) state")
-    return PreparedState(description, n, statevector=np.asarray(state, dtype=np.complex128))
+    return PreparedState(description, n, statevector=psi)
 
 
 def _prepare_file(path: Path, simulator: str) -> PreparedState:
@@ -113,8 +113,6 @@ def _prepare_file(path: Path, simulator: str) -> PreparedState:
         state = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise ShadowlabError(f"{path}: cannot read a state vector from this .npy file: {exc}") from exc
-    if state.ndim != 1:
-        raise ShadowlabError(f"{path}: a state vector must be 1-D, got shape {state.shape}")
     return _from_vector(str(path), state)
 
 
