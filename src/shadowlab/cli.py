@@ -57,8 +57,11 @@ def _user_errors(func: F) -> F:
 
 @contextmanager
 def _progress(total: int, what: str, *, quiet: bool) -> Iterator[Callable[[int], None]]:
-    """A Rich progress bar on stderr; yields a callback advancing it by a count."""
-    if quiet:
+    """A Rich progress bar on stderr; yields a callback advancing it by a count.
+
+    Only on a terminal: in logs and pipes a redrawn bar is noise.
+    """
+    if quiet or not err.is_terminal:
         yield lambda _n: None
         return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
@@ -107,9 +110,10 @@ def simulate(
 ) -> None:
     """Simulate random local-Pauli measurements of a state and store the snapshots."""
     from shadowlab.acquire.simulate import DEFAULT_BATCH_SNAPSHOTS, iter_batches, prepare_state, provenance
-    from shadowlab.atomic import atomic_path
+    from shadowlab.atomic import atomic_path, check_can_write
     from shadowlab.data.store import ShadowStore
 
+    check_can_write(output, force=force)
     prepared = prepare_state(state, simulator=simulator, seed=seed)
     meta = provenance(prepared, n_snapshots=snapshots, repeats=repeats, seed=seed,
                       batch_snapshots=DEFAULT_BATCH_SNAPSHOTS)
@@ -134,9 +138,11 @@ def import_(
     force: ForceOpt = False,
 ) -> None:
     """Import snapshots from another format into a shadow store."""
+    from shadowlab.atomic import check_can_write
     from shadowlab.data.formats import read_snapshots
     from shadowlab.data.store import write_store
 
+    check_can_write(output, force=force)
     data = read_snapshots(source, fmt)
     write_store(data, output, force=force, chunk_snapshots=chunk_snapshots, provenance=data.metadata)
     err.print(f"imported {data.n_snapshots:,} snapshots of {data.n_qubits} qubits into {output}")
@@ -152,8 +158,10 @@ def export(
     force: ForceOpt = False,
 ) -> None:
     """Export a shadow store to PennyLane, Huang et al. text or plain npz format."""
+    from shadowlab.atomic import check_can_write
     from shadowlab.data.formats import write_snapshots
 
+    check_can_write(output, force=force)
     data = open_source(store).load()
     write_snapshots(data, output, fmt, force=force)
     err.print(f"exported {data.n_snapshots:,} snapshots to {output}")
@@ -238,7 +246,7 @@ def predict(
             result = estimate_two_point(source, estimator=estimator, n_blocks=blocks, level=level, interval=interval,
                                         on_unmatched=on_unmatched, progress=advance)
         else:
-            obs = read_observables(observables, obs_format)
+            obs = read_observables(observables, obs_format, n_qubits=source.n_qubits)
             obs.check_n_qubits(source.n_qubits, what=f"the data set {data}")
             result = estimate_paulis(source, obs, estimator=estimator, n_blocks=blocks, level=level,
                                      interval=interval, on_unmatched=on_unmatched, progress=advance)

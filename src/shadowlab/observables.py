@@ -206,13 +206,16 @@ def write_reference_observables(
 # --- one term per line ---------------------------------------------------------------------
 
 
-def read_terms(path: StrPath) -> PauliSum:
+def read_terms(path: StrPath, *, n_qubits: int | None = None) -> PauliSum:
     """Read one ``[coefficient] <label>`` term per line, with ``#`` comments and optional ``n = N``.
 
     Parameters
     ----------
     path:
         The file.
+    n_qubits:
+        System size to use when the file states none (no header, only sparse labels), e.g. the
+        data set's; without it such a file is taken to span 1 + its largest qubit index.
 
     Returns
     -------
@@ -264,7 +267,7 @@ def read_terms(path: StrPath) -> PauliSum:
         where.append((line_no, label, label != "I" and bool(_DENSE.fullmatch(label))))
     if not terms:
         raise InputFormatError("no terms: the file has no term lines", path=p)
-    n = _resolve_qubit_count(n, terms, where, p)
+    n = _resolve_qubit_count(n, terms, where, p, default=n_qubits)
     return PauliSum(n, tuple(terms), np.asarray(coeffs))
 
 
@@ -298,13 +301,18 @@ def _parse_label(label: str, path: Path, line_no: int) -> PauliString:
         ) from None
 
 
-def _resolve_qubit_count(n: int | None, terms: list[PauliString], where: list[tuple[int, str, bool]], p: Path) -> int:
+def _resolve_qubit_count(
+    n: int | None, terms: list[PauliString], where: list[tuple[int, str, bool]], p: Path, *, default: int | None = None
+) -> int:
     """Infer or check ``n`` against every term, naming the first offending line."""
     dense = [(line, len(label)) for line, label, is_dense in where if is_dense]
     source = "the header"
     if n is None and dense:
         n = dense[0][1]
         source = f"the dense label on line {dense[0][0]}"
+    if n is None and default is not None:
+        n = default
+        source = "the data set"
     if n is None:
         return 1 + max((t.qubits[-1] for t in terms if t.qubits), default=0)
     for term, (line, label, is_dense) in zip(terms, where, strict=True):
@@ -529,7 +537,7 @@ def detect_observable_format(path: StrPath) -> str:
     return "terms"
 
 
-def read_observables(path: StrPath, fmt: str | None = None) -> PauliSum:
+def read_observables(path: StrPath, fmt: str | None = None, *, n_qubits: int | None = None) -> PauliSum:
     """Read an observable file in any of :data:`OBSERVABLE_FORMATS`.
 
     For the ``"reference"`` format the per-observable weights are dropped; use
@@ -541,12 +549,15 @@ def read_observables(path: StrPath, fmt: str | None = None) -> PauliSum:
         The file.
     fmt:
         The format; detected with :func:`detect_observable_format` when omitted.
+    n_qubits:
+        System size for files that state none (see :func:`read_terms`); files that state one
+        keep it, so a mismatch with the data is still caught.
     """
     fmt = detect_observable_format(path) if fmt is None else fmt
     if fmt == "reference":
         return read_reference_observables(path)[0]
     if fmt == "terms":
-        return read_terms(path)
+        return read_terms(path, n_qubits=n_qubits)
     if fmt == "molecule-alternating":
         return read_molecule_alternating(path)
     if fmt == "molecule-json":
