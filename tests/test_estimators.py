@@ -113,16 +113,26 @@ def test_sum_interval_coverage_is_nominal():
         assert abs(hits / reps - level) <= 5 * math.sqrt(level * (1 - level) / reps), (estimator, hits)
 
 
-def test_settings_with_repeats_are_unbiased():
-    state = _haar(4, 21)
-    data = _sample(state, 40000, 3, repeats=20)
-    assert data.n_settings == 2000
-    obs = PauliSum.from_labels(["Z0 Z1", "X2", "Y1 Y3", "X0 Z2 Y3"], n_qubits=4)
-    r = estimate_paulis(data, obs, estimator="matched")
+@pytest.mark.parametrize("estimator", ["mean", "matched", "mom"])
+def test_repeated_settings_get_cluster_robust_intervals(estimator):
+    # 20 shots of each of 200 random settings: shots of one setting share their bases, so the
+    # i.i.d. formulas would understate the error; batch means must keep the coverage nominal.
+    state = _haar(3, 21)
+    obs = PauliSum.from_labels(["Z0", "X0 Y1", "Z1 X2"], n_qubits=3)
     exact = exact_pauli_expectations(state, obs)
-    # Snapshots of one setting share their bases, so their matches are correlated; 2000 settings
-    # still average the basis choice out. Allow for the clustering with the s.e. of 2000 draws.
-    assert np.all(np.abs(r.estimate - exact) < 5 * np.sqrt((1 - r.estimate**2 + 1e-3) * 20 / r.n_matched))
+    level, reps = 0.9, 200
+    hits = np.zeros(len(obs))
+    for rep in range(reps):
+        data = _sample(state, 4000, 7000 + rep, repeats=20)
+        r = estimate_paulis(data, obs, estimator=estimator, level=level, n_blocks=4 if estimator == "mom" else None)
+        hits += (r.ci_low <= exact) & (exact <= r.ci_high)
+    assert np.all(np.abs(hits / reps - level) <= 5 * math.sqrt(level * (1 - level) / reps)), hits / reps
+
+
+def test_repeated_settings_refuse_the_hkp_bound():
+    data = _sample(_haar(2, 1), 200, 1, repeats=10)
+    with pytest.raises(ShadowlabError, match="fresh random setting per snapshot"):
+        estimate_paulis(data, PauliSum.from_labels(["ZZ"]), estimator="mom", interval="hkp")
 
 
 def test_chunking_and_store_do_not_change_results(random_state_data, tmp_path):

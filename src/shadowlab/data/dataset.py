@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -95,7 +96,7 @@ class ShadowData:
         """Number of qubits (columns)."""
         return int(self.bases.shape[1])
 
-    @property
+    @cached_property
     def n_settings(self) -> int:
         """Number of distinct setting indices."""
         return int(np.unique(self.settings).size)

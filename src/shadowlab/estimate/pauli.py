@@ -33,8 +33,18 @@ Intervals (``level`` = confidence, e.g. 0.95; ``z`` its two-sided normal quantil
     ``level``. Here ``||P||^2_shadow = 3^w`` for a Pauli, and for a sum the triangle inequality
     ``||sum c_j P_j||_shadow <= sum |c_j| 3^(w_j / 2)`` over non-identity terms.
 
+Repeated settings (settings x repeats): snapshots that share a setting share their bases, so
+their contributions are correlated and the formulas above would understate the error. When a
+data set has fewer settings than snapshots, every standard error is instead the *batch-means*
+(cluster-robust) one: the snapshots are cut into ``J`` (about 64) contiguous batches, and the
+variance of the estimate is ``J / (J - 1) * sum_j (T_j - N_j * est)^2 / N^2`` for ``mean``
+(``T_j`` the batch's total contribution, ``N_j`` its size), and the same with matches in place
+of snapshots for ``matched``. This is valid when the snapshots of one setting are contiguous, as
+shadowlab's simulators and stores keep them. The ``normal`` interval is then ``est +- z se`` for
+every estimator, and ``hkp`` is refused (its guarantee needs independent settings).
+
 Every call streams the data chunk by chunk: memory is bounded by the chunk size plus
-``M x K`` counters, never by ``snapshots x observables``.
+``M x J`` counters, never by ``snapshots x observables``.
 """
 
 from __future__ import annotations
@@ -54,6 +64,10 @@ from shadowlab.paulis import PauliArrays, PauliString, PauliSum
 
 DEFAULT_CHUNK_SNAPSHOTS = 65536
 HKP_CONSTANT = 34.0
+#: Batches for cluster-robust standard errors when settings repeat.
+BATCHES = 64
+#: Memory allowed for per-observable, per-batch counters before fewer batches are used.
+COUNTER_BUDGET_BYTES = 1 << 30
 
 Progress = Callable[[int], None]
 
@@ -67,15 +81,30 @@ class SnapshotSource(Protocol):
     @property
     def n_snapshots(self) -> int: ...
 
+    @property
+    def n_settings(self) -> int: ...
+
     def iter_chunks(self, chunk_snapshots: int) -> object: ...
 
 
 @dataclass(frozen=True)
 class _Options:
+    """How to estimate: the estimator, its ``K`` blocks and the ``m`` batches per block.
+
+    Counts are kept per *batch*; the ``J = K m`` batches refine the ``K`` median-of-means
+    blocks exactly (``(k N) // K == (k m N) // (K m)``), so one pass serves both.
+    """
+
     estimator: str
     n_blocks: int
+    sub_blocks: int
+    clustered: bool
     level: float
     interval: str
+
+    @property
+    def n_batches(self) -> int:
+        return self.n_blocks * self.sub_blocks
 
 
 def hkp_blocks(n_observables: int, level: float) -> int:
@@ -85,8 +114,10 @@ def hkp_blocks(n_observables: int, level: float) -> int:
 
 
 def _options(
-    estimator: str, n_blocks: int | None, level: float, interval: str, n_snapshots: int, n_observables: int
+    source: SnapshotSource, estimator: str, n_blocks: int | None, level: float, interval: str, n_observables: int,
+    *, bytes_per_batch: int,
 ) -> _Options:
+    n_snapshots = source.n_snapshots
     if estimator not in ESTIMATORS:
         raise ShadowlabError(f"unknown estimator {estimator!r}; expected one of {', '.join(ESTIMATORS)}")
     if interval not in INTERVALS:
@@ -97,26 +128,42 @@ def _options(
         raise ShadowlabError("the shadow data set is empty (0 snapshots); nothing can be estimated")
     if interval == "hkp" and estimator != "mom":
         raise ShadowlabError("the hkp interval is the median-of-means guarantee; use it with estimator 'mom'")
+    clustered = source.n_settings < n_snapshots
+    if interval == "hkp" and clustered:
+        raise ShadowlabError(
+            f"the hkp bound assumes a fresh random setting per snapshot, but this data set has {source.n_settings} "
+            f"settings for {n_snapshots} snapshots; use the normal interval (cluster-robust for repeated settings)"
+        )
     if estimator != "mom":
         if n_blocks not in (None, 1):
             raise ShadowlabError(f"n_blocks applies to the 'mom' estimator only (got n_blocks={n_blocks} "
                                  f"with estimator {estimator!r})")
-        return _Options(estimator, 1, level, interval)
-    k = hkp_blocks(n_observables, level) if n_blocks is None else int(n_blocks)
-    if k < 1:
-        raise ShadowlabError(f"n_blocks must be >= 1, got {n_blocks}")
-    if k > n_snapshots:
-        raise ShadowlabError(
-            f"median of means with K={k} blocks needs at least {k} snapshots, but the data set has "
-            f"{n_snapshots}; use fewer blocks (n_blocks / --blocks)"
-        )
-    if interval == "hkp" and k < hkp_blocks(n_observables, level):
-        need = hkp_blocks(n_observables, level)
-        raise ShadowlabError(
-            f"the hkp interval at level {level} for {n_observables} observable(s) needs K >= "
-            f"2 ln(2M/(1-level)) = {need} blocks, got K={k}; raise n_blocks or lower the level"
-        )
-    return _Options("mom", k, level, interval)
+        k = 1
+    else:
+        k = hkp_blocks(n_observables, level) if n_blocks is None else int(n_blocks)
+        if k < 1:
+            raise ShadowlabError(f"n_blocks must be >= 1, got {n_blocks}")
+        if k > n_snapshots:
+            raise ShadowlabError(
+                f"median of means with K={k} blocks needs at least {k} snapshots, but the data set has "
+                f"{n_snapshots}; use fewer blocks (n_blocks / --blocks)"
+            )
+        if interval == "hkp" and k < hkp_blocks(n_observables, level):
+            need = hkp_blocks(n_observables, level)
+            raise ShadowlabError(
+                f"the hkp interval at level {level} for {n_observables} observable(s) needs K >= "
+                f"2 ln(2M/(1-level)) = {need} blocks, got K={k}; raise n_blocks or lower the level"
+            )
+    m = 1
+    if clustered:
+        m = max(1, -(-BATCHES // k))
+        m = min(m, n_snapshots // k, max(1, COUNTER_BUDGET_BYTES // max(bytes_per_batch * k, 1)))
+        if k * m < 2:
+            raise ShadowlabError(
+                "cluster-robust standard errors for repeated settings need at least 2 batches, and the "
+                "observables' counters leave room for 1; estimate fewer observables per call"
+            )
+    return _Options(estimator, k, m, clustered, level, interval)
 
 
 def block_bounds(n_snapshots: int, n_blocks: int) -> np.ndarray:
@@ -156,8 +203,7 @@ def pauli_counts(
     match, odd:
         ``(M, K)`` int64 arrays.
     """
-    n = source.n_snapshots
-    bounds = block_bounds(n, n_blocks)
+    bounds = block_bounds(source.n_snapshots, n_blocks)
     match = np.zeros((len(arrays), n_blocks), dtype=np.int64)
     odd = np.zeros_like(match)
     for offset, chunk in source.iter_chunks(chunk_snapshots):
@@ -173,39 +219,56 @@ def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2.0)
 
 
+def _batch_variance(totals: np.ndarray, weights_per_batch: np.ndarray, estimate: np.ndarray, norm: np.ndarray
+                    ) -> np.ndarray:
+    """Batch-means variance ``J/(J-1) sum_j (T_j - W_j est)^2 / norm^2`` along the last axis."""
+    j = totals.shape[-1]
+    resid = totals - weights_per_batch * estimate[..., None]
+    return j / (j - 1.0) * np.sum(resid * resid, axis=-1) / (norm * norm)
+
+
 def _stats_from_counts(
-    match: np.ndarray, odd: np.ndarray, weights: np.ndarray, n_snapshots: int, bounds: np.ndarray, opts: _Options,
+    match: np.ndarray, odd: np.ndarray, weights: np.ndarray, n_snapshots: int, opts: _Options,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Estimates, standard errors and interval ends from per-block counts (see module docs)."""
+    """Estimates, standard errors and interval ends from per-batch counts (see module docs)."""
+    signed = (match - 2 * odd).astype(np.float64)  # per batch: sum of signs over matches
     c = match.sum(axis=1).astype(np.float64)
-    s = (match - 2 * odd).sum(axis=1).astype(np.float64)
+    s = signed.sum(axis=1)
     scale = np.power(3.0, weights)
     n = float(n_snapshots)
     z = _z(opts.level)
+    sizes = np.diff(block_bounds(n_snapshots, opts.n_batches)).astype(np.float64)
     mean = scale * s / n
-    # Sample variance of the per-snapshot contributions 3^w * sign (or 0): E[x^2] = 9^w c / N.
-    var = np.maximum(scale * scale * c / n - mean * mean, 0.0) * (n / (n - 1.0) if n > 1 else 1.0)
-    se_mean = np.sqrt(var / n) if n > 1 else scale
+    if opts.clustered:
+        se_mean = np.sqrt(_batch_variance(scale[:, None] * signed, sizes[None, :], mean, np.full_like(mean, n)))
+    else:
+        # Sample variance of the per-snapshot contributions 3^w * sign (or 0): E[x^2] = 9^w c / N.
+        var = np.maximum(scale * scale * c / n - mean * mean, 0.0) * (n / (n - 1.0) if n > 1 else 1.0)
+        se_mean = np.sqrt(var / n) if n > 1 else scale
     if opts.estimator == "mean":
         est, se = mean, se_mean
         lo, hi = est - z * se, est + z * se
     elif opts.estimator == "matched":
         safe_c = np.maximum(c, 1.0)
         est = s / safe_c
-        se = np.where(c > 1, np.sqrt(np.maximum(1.0 - est * est, 0.0) / np.maximum(c - 1.0, 1.0)), 1.0)
-        p_hat = (1.0 + est) / 2.0
-        denom = 1.0 + z * z / safe_c
-        centre = (p_hat + z * z / (2.0 * safe_c)) / denom
-        half = z * np.sqrt(p_hat * (1.0 - p_hat) / safe_c + z * z / (4.0 * safe_c * safe_c)) / denom
-        lo, hi = 2.0 * (centre - half) - 1.0, 2.0 * (centre + half) - 1.0
+        if opts.clustered:
+            se = np.sqrt(_batch_variance(signed, match.astype(np.float64), est, safe_c))
+            lo, hi = est - z * se, est + z * se
+        else:
+            se = np.where(c > 1, np.sqrt(np.maximum(1.0 - est * est, 0.0) / np.maximum(c - 1.0, 1.0)), 1.0)
+            p_hat = (1.0 + est) / 2.0
+            denom = 1.0 + z * z / safe_c
+            centre = (p_hat + z * z / (2.0 * safe_c)) / denom
+            half = z * np.sqrt(p_hat * (1.0 - p_hat) / safe_c + z * z / (4.0 * safe_c * safe_c)) / denom
+            lo, hi = 2.0 * (centre - half) - 1.0, 2.0 * (centre + half) - 1.0
     else:
-        sizes = np.diff(bounds).astype(np.float64)
-        block_means = scale[:, None] * (match - 2 * odd) / sizes[None, :]
-        est = np.median(block_means, axis=1)
+        k, m = opts.n_blocks, opts.sub_blocks
+        block_signed = signed.reshape(len(weights), k, m).sum(axis=2)
+        block_sizes = sizes.reshape(k, m).sum(axis=1)
+        est = np.median(scale[:, None] * block_signed / block_sizes[None, :], axis=1)
         se = math.sqrt(math.pi / 2.0) * se_mean
         if opts.interval == "hkp":
-            half = np.sqrt(HKP_CONSTANT * scale / sizes.min())
-            half = np.where(weights == 0, 0.0, half)
+            half = np.where(weights == 0, 0.0, np.sqrt(HKP_CONSTANT * scale / block_sizes.min()))
         else:
             half = z * se
         lo, hi = est - half, est + half
@@ -267,9 +330,9 @@ def estimate_paulis(
     paulis, labels = _as_pauli_list(observables, source.n_qubits)
     if not paulis:
         raise ShadowlabError("no observables given")
-    opts = _options(estimator, n_blocks, level, interval, source.n_snapshots, len(paulis))
+    opts = _options(source, estimator, n_blocks, level, interval, len(paulis), bytes_per_batch=16 * len(paulis))
     arrays = PauliArrays.from_paulis(paulis)
-    match, odd = pauli_counts(source, arrays, opts.n_blocks, chunk_snapshots=chunk_snapshots, progress=progress)
+    match, odd = pauli_counts(source, arrays, opts.n_batches, chunk_snapshots=chunk_snapshots, progress=progress)
     return _finish(match, odd, arrays.weights, labels, source.n_snapshots, opts, on_unmatched)
 
 
@@ -296,11 +359,9 @@ def _finish(
         omitted = tuple(labels[i] for i in unmatched)
         match, odd, weights = match[keep], odd[keep], weights[keep]
         labels = [labels[i] for i in keep]
-    bounds = block_bounds(n_snapshots, opts.n_blocks)
-    est, se, lo, hi = _stats_from_counts(match, odd, weights, n_snapshots, bounds, opts)
-    n_matched = match.sum(axis=1)
+    est, se, lo, hi = _stats_from_counts(match, odd, weights, n_snapshots, opts)
     return Estimates(
-        labels=tuple(labels), estimate=est, stderr=se, ci_low=lo, ci_high=hi, n_matched=n_matched,
+        labels=tuple(labels), estimate=est, stderr=se, ci_low=lo, ci_high=hi, n_matched=match.sum(axis=1),
         n_snapshots=n_snapshots, estimator=opts.estimator, interval=opts.interval, level=opts.level,
         n_blocks=opts.n_blocks, omitted=omitted,
     )
@@ -327,32 +388,33 @@ def estimate_two_point(
     if n_q < 2:
         raise ShadowlabError("two-point correlators need at least 2 qubits")
     n_pairs = n_q * (n_q - 1) // 2
-    opts = _options(estimator, n_blocks, level, interval, source.n_snapshots, 9 * n_pairs)
-    k = opts.n_blocks
-    need_bytes = 2 * k * n_q * n_q * 9 * 8
-    if need_bytes > 2**31:
-        raise ShadowlabError(f"{k} blocks x {n_q}^2 x 9 counters would need {need_bytes / 2**30:.1f} GiB; "
+    per_batch = 2 * n_q * n_q * 9 * 8
+    opts = _options(source, estimator, n_blocks, level, interval, 9 * n_pairs, bytes_per_batch=per_batch)
+    j = opts.n_batches
+    if j * per_batch > COUNTER_BUDGET_BYTES:
+        raise ShadowlabError(f"{j} blocks x {n_q}^2 x 9 counters would need {j * per_batch / 2**30:.1f} GiB; "
                              "use fewer blocks or an explicit observable list")
-    bounds = block_bounds(source.n_snapshots, k)
-    match = np.zeros((k, n_q, n_q, 3, 3), dtype=np.int64)
+    bounds = block_bounds(source.n_snapshots, j)
+    match = np.zeros((j, n_q, n_q, 3, 3), dtype=np.int64)
     odd = np.zeros_like(match)
     for offset, chunk in source.iter_chunks(chunk_snapshots):
         planes = kernels.pack(chunk.bases, chunk.outcomes)
         lo, hi = _local_blocks(bounds, offset, chunk.n_snapshots)
-        for b in range(k):
+        for b in range(j):
             if hi[b] > lo[b]:
                 kernels.two_point_counts(planes, int(lo[b]), int(hi[b]), match[b], odd[b])
         if progress is not None:
             progress(chunk.n_snapshots)
     ii, jj = np.triu_indices(n_q, k=1)
-    # (K, pairs, 3, 3) -> (pairs * 9, K) in row order i, j, a, b.
-    m = match[:, ii, jj].reshape(k, -1).T
-    o = odd[:, ii, jj].reshape(k, -1).T
+    # (J, pairs, 3, 3) -> (pairs * 9, J) in row order i, j, a, b.
+    m = match[:, ii, jj].reshape(j, -1).T
+    o = odd[:, ii, jj].reshape(j, -1).T
     letters = "XYZ"
-    labels = [f"{letters[a]}{i} {letters[b]}{j}" for i, j in zip(ii, jj, strict=True)
+    labels = [f"{letters[a]}{i} {letters[b]}{jq}" for i, jq in zip(ii, jj, strict=True)
               for a in range(3) for b in range(3)]
     weights = np.full(len(labels), 2, dtype=np.int64)
-    return _finish(m, o, weights, labels, source.n_snapshots, opts, on_unmatched)
+    return _finish(np.ascontiguousarray(m), np.ascontiguousarray(o), weights, labels, source.n_snapshots, opts,
+                   on_unmatched)
 
 
 def estimate_sum(
@@ -377,19 +439,24 @@ def estimate_sum(
     hamiltonian.check_n_qubits(source.n_qubits)
     if len(hamiltonian) == 0:
         raise ShadowlabError("the Pauli sum has no terms")
-    opts = _options(estimator, n_blocks, level, interval, source.n_snapshots, 1)
+    opts = _options(source, estimator, n_blocks, level, interval, 1, bytes_per_batch=8)
     weights_all = np.array([t.weight for t in hamiltonian.terms], dtype=np.int64)
     ident = weights_all == 0
     constant = float(hamiltonian.coeffs[ident].sum())
     terms = [t for t, i in zip(hamiltonian.terms, ident, strict=True) if not i]
     coeffs = hamiltonian.coeffs[~ident]
     n = source.n_snapshots
+
+    def result(est: float, se: float, half: float, used: int) -> Estimates:
+        return Estimates((label,), np.array([est]), np.array([se]), np.array([est - half]), np.array([est + half]),
+                         np.array([used]), n, opts.estimator, opts.interval, level, opts.n_blocks)
+
     if not terms:
-        return Estimates((label,), np.array([constant]), np.zeros(1), np.array([constant]), np.array([constant]),
-                         np.array([n]), n, opts.estimator, opts.interval, level, opts.n_blocks)
+        return result(constant, 0.0, 0.0, n)
     arrays = PauliArrays.from_paulis(terms)
     scale3 = np.power(3.0, arrays.weights)
     z = _z(level)
+    sizes = np.diff(block_bounds(n, opts.n_batches)).astype(np.float64)
     if opts.estimator == "matched":
         match, odd = pauli_counts(source, arrays, 1, chunk_snapshots=chunk_snapshots)
         c = match[:, 0].astype(np.float64)
@@ -401,42 +468,49 @@ def estimate_sum(
             )
         mu = (match[:, 0] - 2 * odd[:, 0]) / c
         est = constant + float(coeffs @ mu)
-        # Influence of snapshot s: sum_j (c_j / C_j) m_js (sign_js - mu_j); variance = sum_s psi_s^2.
-        sq, used = _stream_sum_values(source, arrays, coeffs / c, -coeffs * mu / c, 1, chunk_snapshots, progress,
-                                      want="squares")
-        se = math.sqrt(sq)
-        return Estimates((label,), np.array([est]), np.array([se]), np.array([est - z * se]),
-                         np.array([est + z * se]), np.array([used]), n, "matched", opts.interval, level, 1)
-    block_sums, sum_sq, used = _stream_sum_values(source, arrays, coeffs * scale3, np.zeros(len(terms)),
-                                                  opts.n_blocks, chunk_snapshots, progress, want="blocks")
-    total = float(block_sums.sum())
-    mean = total / n
-    var = max(sum_sq / n - mean * mean, 0.0) * (n / (n - 1) if n > 1 else 1.0)
-    se_mean = math.sqrt(var / n)
-    if opts.estimator == "mean":
-        est, se = constant + mean, se_mean
-        half = z * se
-    else:
-        sizes = np.diff(block_bounds(n, opts.n_blocks)).astype(np.float64)
-        est = constant + float(np.median(block_sums / sizes))
-        se = math.sqrt(math.pi / 2.0) * se_mean
-        if opts.interval == "hkp":
-            norm = float(np.sum(np.abs(coeffs) * np.sqrt(scale3)))
-            half = math.sqrt(HKP_CONSTANT * norm * norm / sizes.min())
+        # Influence of snapshot s: psi_s = sum_j (c_j / C_j) m_js (sign_js - mu_j); it sums to 0,
+        # and the variance of the estimate is sum_s psi_s^2 (or over batch sums, clustered).
+        batch_psi, sq, used = _stream_sum_values(source, arrays, coeffs / c, -coeffs * mu / c, opts.n_batches,
+                                                 chunk_snapshots, progress)
+        if opts.clustered:
+            j = opts.n_batches
+            se = math.sqrt(j / (j - 1.0) * float(batch_psi @ batch_psi))
         else:
-            half = z * se
-    return Estimates((label,), np.array([est]), np.array([se]), np.array([est - half]), np.array([est + half]),
-                     np.array([used]), n, opts.estimator, opts.interval, level, opts.n_blocks)
+            se = math.sqrt(sq)
+        return result(est, se, z * se, used)
+    batch_sums, sum_sq, used = _stream_sum_values(source, arrays, coeffs * scale3, np.zeros(len(terms)),
+                                                  opts.n_batches, chunk_snapshots, progress)
+    mean = float(batch_sums.sum()) / n
+    if opts.clustered:
+        se_mean = math.sqrt(float(_batch_variance(batch_sums, sizes, np.array(mean), np.array(float(n)))))
+    else:
+        var = max(sum_sq / n - mean * mean, 0.0) * (n / (n - 1) if n > 1 else 1.0)
+        se_mean = math.sqrt(var / n)
+    if opts.estimator == "mean":
+        return result(constant + mean, se_mean, z * se_mean, used)
+    k, m = opts.n_blocks, opts.sub_blocks
+    block_means = batch_sums.reshape(k, m).sum(axis=1) / sizes.reshape(k, m).sum(axis=1)
+    est = constant + float(np.median(block_means))
+    se = math.sqrt(math.pi / 2.0) * se_mean
+    if opts.interval == "hkp":
+        norm = float(np.sum(np.abs(coeffs) * np.sqrt(scale3)))
+        half = math.sqrt(HKP_CONSTANT * norm * norm / sizes.reshape(k, m).sum(axis=1).min())
+    else:
+        half = z * se
+    return result(est, se, half, used)
 
 
 def _stream_sum_values(
-    source: SnapshotSource, arrays: PauliArrays, scale: np.ndarray, offset: np.ndarray, n_blocks: int,
-    chunk_snapshots: int, progress: Progress | None, *, want: str,
-) -> tuple:
-    """Stream per-snapshot values of a sum; return block sums and the sum of squares (``want='blocks'``)
-    or only the sum of squares (``want='squares'``), plus the number of snapshots matching any term."""
-    bounds = block_bounds(source.n_snapshots, n_blocks)
-    block_sums = np.zeros(n_blocks)
+    source: SnapshotSource, arrays: PauliArrays, scale: np.ndarray, offset: np.ndarray, n_batches: int,
+    chunk_snapshots: int, progress: Progress | None,
+) -> tuple[np.ndarray, float, int]:
+    """Stream per-snapshot values of a sum (see :func:`kernels.pauli_sum_snapshot_values`).
+
+    Returns the ``(J,)`` per-batch sums, the sum of squares over all snapshots, and the number
+    of snapshots that match at least one term.
+    """
+    bounds = block_bounds(source.n_snapshots, n_batches)
+    batch_sums = np.zeros(n_batches)
     sum_sq = 0.0
     used = 0
     scale = np.ascontiguousarray(scale, dtype=np.float64)
@@ -450,14 +524,11 @@ def _stream_sum_values(
         sum_sq += float(values @ values)
         used += int(np.count_nonzero(hits))
         lo, hi = _local_blocks(bounds, start, chunk.n_snapshots)
-        for b in range(n_blocks):
-            if hi[b] > lo[b]:
-                block_sums[b] += values[lo[b]:hi[b]].sum()
+        for b in np.flatnonzero(hi > lo):
+            batch_sums[b] += values[lo[b]:hi[b]].sum()
         if progress is not None:
             progress(chunk.n_snapshots)
-    if want == "squares":
-        return sum_sq, used
-    return block_sums, sum_sq, used
+    return batch_sums, sum_sq, used
 
 
 __all__ = [
