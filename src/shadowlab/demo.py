@@ -74,14 +74,15 @@ def tfim_hamiltonian(n: int, h: float = 1.0) -> PauliSum:
     return PauliSum.from_labels(labels, [-1.0] * (n - 1) + [-h] * n, n_qubits=n)
 
 
-def _rms_vs_snapshots(data: ShadowData, obs: PauliSum, exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rms_vs_snapshots(data: ShadowData, obs: PauliSum, exact: np.ndarray, color: str
+                      ) -> tuple[np.ndarray, np.ndarray, str]:
     grid = np.unique(np.geomspace(250, data.n_snapshots, 7).astype(int))
     rms = []
     for n in grid:
         r = estimate_paulis(data.subset(0, int(n)), obs, on_unmatched="omit")
         keep = np.isin(np.array(obs.labels), np.array(r.labels))
         rms.append(float(np.sqrt(np.mean((r.estimate - exact[keep]) ** 2))))
-    return grid, np.array(rms)
+    return grid, np.array(rms), color
 
 
 def run_demo(output: Path, *, n_snapshots: int = 20000, seed: int = 2026, console: Console | None = None,
@@ -102,7 +103,7 @@ def run_demo(output: Path, *, n_snapshots: int = 20000, seed: int = 2026, consol
     cluster_state = prepare_state(f"cluster:{CLUSTER_QUBITS}")
     t0 = time.perf_counter()
     cluster_obs = cluster_observables(CLUSTER_QUBITS)
-    cluster = _System(f"{CLUSTER_QUBITS}-qubit cluster state (stim)", "tab:blue", cluster_obs,
+    cluster = _System(f"cluster, {CLUSTER_QUBITS} qubits (stim)", "tab:blue", cluster_obs,
                       stabilizer_expectations(cluster_state.circuit, cluster_obs),
                       simulate(cluster_state, n_snapshots, seed=seed))
     say(f"  sampled the cluster state in {time.perf_counter() - t0:.1f} s")
@@ -110,7 +111,7 @@ def run_demo(output: Path, *, n_snapshots: int = 20000, seed: int = 2026, consol
     t0 = time.perf_counter()
     tfim_state = prepare_state(f"tfim:{TFIM_QUBITS}")
     tfim_obs = tfim_observables(TFIM_QUBITS)
-    tfim = _System(f"{TFIM_QUBITS}-qubit critical Ising ground state (state vector)", "tab:orange", tfim_obs,
+    tfim = _System(f"Ising chain, {TFIM_QUBITS} qubits", "tab:orange", tfim_obs,
                    exact_pauli_expectations(tfim_state.statevector, tfim_obs),
                    simulate(tfim_state, n_snapshots, seed=seed + 1))
     say(f"  sampled the Ising ground state in {time.perf_counter() - t0:.1f} s")
@@ -131,10 +132,10 @@ def run_demo(output: Path, *, n_snapshots: int = 20000, seed: int = 2026, consol
         panels = [{"label": s.name, "color": s.color, "exact": s.exact, "estimate": s.result.estimate,
                    "stderr": s.result.stderr} for s in (cluster, tfim) if s.result is not None]
         convergence = {
-            "Ising: all 1- and 2-point": _rms_vs_snapshots(tfim.data, tfim.observables, tfim.exact),
+            "Ising: all 1- and 2-point": _rms_vs_snapshots(tfim.data, tfim.observables, tfim.exact, tfim.color),
             "cluster: stabilizers": _rms_vs_snapshots(
                 cluster.data, PauliSum(CLUSTER_QUBITS, cluster.observables.terms[:CLUSTER_QUBITS],
-                                       np.ones(CLUSTER_QUBITS)), cluster.exact[:CLUSTER_QUBITS]),
+                                       np.ones(CLUSTER_QUBITS)), cluster.exact[:CLUSTER_QUBITS], cluster.color),
         }
         demo_figure(tmp / "demo.png", panels, convergence)
         _write_predictions(tmp / "predictions.csv", (cluster, tfim), energy, exact_energy)
@@ -148,10 +149,10 @@ def _report(console: Console, quiet: bool, systems: tuple[_System, ...], energy:
             ) -> dict[str, float]:
     summary: dict[str, float] = {}
     table = Table(title="Predictions against exact values")
-    for col in ("system", "properties", "in 95% interval", "RMS error", "median s.e.", "estimate time"):
+    for col in ("system", "properties", "in 95% CI", "RMS error", "median s.e.", "time"):
         table.add_column(col, justify="left" if col == "system" else "right")
     sample = Table(title="A few predictions")
-    for col in ("system", "observable", "predicted ± s.e.", "exact", "|error| / s.e."):
+    for col in ("system", "observable", "predicted ± s.e.", "exact", "|err|/s.e."):
         sample.add_column(col, justify="left" if col in ("system", "observable") else "right")
     total = 0
     for key, s in zip(("cluster", "tfim"), systems, strict=True):
@@ -166,7 +167,7 @@ def _report(console: Console, quiet: bool, systems: tuple[_System, ...], energy:
                       f"{1000 * s.seconds:.0f} ms")
         for i in np.linspace(0, len(r) - 1, 5).astype(int):
             z = abs(r.estimate[i] - s.exact[i]) / r.stderr[i] if r.stderr[i] > 0 else 0.0
-            sample.add_row(s.name.split(" (")[0], r.labels[i], f"{r.estimate[i]:+.4f} ± {r.stderr[i]:.4f}",
+            sample.add_row(s.name.split(",")[0], r.labels[i], f"{r.estimate[i]:+.4f} ± {r.stderr[i]:.4f}",
                            f"{s.exact[i]:+.4f}", f"{z:.2f}")
     e, se = float(energy.estimate[0]), float(energy.stderr[0])
     sample.add_row("Ising energy", "H = -Σ ZZ - Σ X", f"{e:+.4f} ± {se:.4f}", f"{exact_energy:+.4f}",

@@ -22,7 +22,7 @@ def predicted_vs_exact(
 def demo_figure(
     path: Path,
     panels: Sequence[Mapping[str, np.ndarray | str]],
-    convergence: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    convergence: Mapping[str, tuple[np.ndarray, np.ndarray, str]],
 ) -> None:
     """The demo's two-panel figure, saved as PNG.
 
@@ -33,7 +33,7 @@ def demo_figure(
     panels:
         One mapping per system with keys ``label``, ``color``, ``exact``, ``estimate``, ``stderr``.
     convergence:
-        ``label -> (n_snapshots, rms_error)`` curves for the error-versus-snapshots panel.
+        ``label -> (n_snapshots, rms_error, color)`` curves for the error-versus-snapshots panel.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
     lo, hi = -1.1, 1.1
@@ -48,8 +48,8 @@ def demo_figure(
     left.legend(fontsize=8, loc="upper left")
 
     ref_n = None
-    for label, (n, rms) in convergence.items():
-        right.loglog(n, rms, "o-", label=label)
+    for label, (n, rms, color) in convergence.items():
+        right.loglog(n, rms, "o-", label=label, color=color)
         ref_n = (n, rms) if ref_n is None else ref_n
     if ref_n is not None:
         n, rms = ref_n

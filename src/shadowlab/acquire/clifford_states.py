@@ -1,0 +1,188 @@
+"""Built-in Clifford states as stim circuits, and their exact Pauli expectation values.
+
+Every circuit prepares its state from ``|0...0>`` with unitary Clifford gates only, so that it
+can be sampled at any size by :func:`shadowlab.acquire.stim_sampler.sample_stim`.
+
+Qubit layouts
+-------------
+* ``ghz_circuit(n)``: qubits ``0..n-1``; ``(|0...0> + |1...1>) / sqrt(2)``.
+* ``cluster_circuit(n)``: open chain, ``H`` on every qubit then ``CZ`` on neighbours; stabilized by
+  ``Z_{i-1} X_i Z_{i+1}`` (the ``Z`` factors that fall off the chain are dropped).
+* ``cluster_2d_circuit(rows, cols)``: qubit ``r * cols + c``; ``CZ`` on grid neighbours (open).
+* ``toric_code_circuit(L)``: the ``L x L`` torus has vertices ``(r, c)`` with index ``r L + c``
+  and ``2 L^2`` edge qubits: the horizontal edge from ``(r, c)`` to ``(r, c + 1)`` is qubit
+  ``2 (r L + c)``, the vertical edge from ``(r, c)`` to ``(r + 1, c)`` is qubit
+  ``2 (r L + c) + 1`` (indices mod ``L``). The state is stabilized by every star
+  ``A_v = X X X X`` on the four edges at a vertex, every plaquette ``B_p = Z Z Z Z`` on the four
+  edges of a face, and both ``Z``-type logical loops (:func:`toric_code_stabilizers`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+
+import numpy as np
+import stim
+
+from shadowlab.errors import ShadowlabError
+from shadowlab.paulis import PauliString, PauliSum
+
+CLIFFORD_SPECS = ("ghz:N", "cluster:N", "cluster2d:RxC", "toric:L")
+
+
+def ghz_circuit(n: int) -> stim.Circuit:
+    """GHZ state on ``n >= 1`` qubits: ``H 0`` then a chain of ``CNOT``s."""
+    _check_size("ghz", n, 1)
+    c = stim.Circuit()
+    c.append("H", [0])
+    for q in range(n - 1):
+        c.append("CNOT", [q, q + 1])
+    if n == 1:
+        c.append("I", [0])
+    return c
+
+
+def cluster_circuit(n: int) -> stim.Circuit:
+    """1D cluster state on an open chain of ``n >= 2`` qubits."""
+    _check_size("cluster", n, 2)
+    c = stim.Circuit()
+    c.append("H", range(n))
+    c.append("CZ", [q for i in range(n - 1) for q in (i, i + 1)])
+    return c
+
+
+def cluster_2d_circuit(rows: int, cols: int) -> stim.Circuit:
+    """2D cluster state on an open ``rows x cols`` grid (qubit ``r * cols + c``)."""
+    _check_size("cluster2d rows", rows, 1)
+    _check_size("cluster2d cols", cols, 1)
+    if rows * cols < 2:
+        raise ShadowlabError("cluster2d needs at least 2 qubits")
+    c = stim.Circuit()
+    c.append("H", range(rows * cols))
+    pairs = []
+    for r in range(rows):
+        for col in range(cols):
+            q = r * cols + col
+            if col + 1 < cols:
+                pairs += [q, q + 1]
+            if r + 1 < rows:
+                pairs += [q, q + cols]
+    c.append("CZ", pairs)
+    return c
+
+
+def _h(r: int, c: int, size: int) -> int:
+    return 2 * ((r % size) * size + (c % size))
+
+
+def _v(r: int, c: int, size: int) -> int:
+    return 2 * ((r % size) * size + (c % size)) + 1
+
+
+def _star(r: int, c: int, size: int) -> list[int]:
+    return [_h(r, c, size), _h(r, c - 1, size), _v(r, c, size), _v(r - 1, c, size)]
+
+
+def toric_code_circuit(size: int) -> stim.Circuit:
+    """A toric-code ground state on the ``size x size`` torus (``2 size^2`` qubits).
+
+    ``|0...0>`` already satisfies every plaquette; each star but one (they multiply to the
+    identity) is then projected in with ``H`` on a *pivot* edge and ``CNOT``s to the star's other
+    edges. The pivot of vertex ``v`` is its edge towards ``v``'s parent in a breadth-first
+    spanning tree, and children are processed before parents, so each pivot is still ``|0>``
+    when its star is applied: the step is exactly ``(1 + A_v) / sqrt(2)``.
+    """
+    _check_size("toric", size, 2)
+    parent: dict[tuple[int, int], tuple[tuple[int, int], int]] = {}
+    order = [(0, 0)]
+    queue = deque([(0, 0)])
+    seen = {(0, 0)}
+    while queue:
+        r, c = queue.popleft()
+        for nr, nc, edge in ((r, c + 1, _h(r, c, size)), (r, c - 1, _h(r, c - 1, size)),
+                             (r + 1, c, _v(r, c, size)), (r - 1, c, _v(r - 1, c, size))):
+            node = (nr % size, nc % size)
+            if node not in seen:
+                seen.add(node)
+                parent[node] = ((r, c), edge)
+                order.append(node)
+                queue.append(node)
+    circuit = stim.Circuit()
+    for node in reversed(order[1:]):  # leaves first; the root's star is implied by the others
+        pivot = parent[node][1]
+        circuit.append("H", [pivot])
+        for edge in _star(*node, size):
+            if edge != pivot:
+                circuit.append("CNOT", [pivot, edge])
+    return circuit
+
+
+def toric_code_stabilizers(size: int) -> PauliSum:
+    """Every star, every plaquette and the two ``Z`` logical loops of :func:`toric_code_circuit`."""
+    n = 2 * size * size
+    labels = []
+    for r in range(size):
+        for c in range(size):
+            labels.append(PauliString.from_pairs(("X", q) for q in _star(r, c, size)).to_sparse())
+    for r in range(size):
+        for c in range(size):
+            plaquette = [_h(r, c, size), _h(r + 1, c, size), _v(r, c, size), _v(r, c + 1, size)]
+            labels.append(PauliString.from_pairs(("Z", q) for q in plaquette).to_sparse())
+    labels.append(PauliString.from_pairs(("Z", _h(0, c, size)) for c in range(size)).to_sparse())
+    labels.append(PauliString.from_pairs(("Z", _v(r, 0, size)) for r in range(size)).to_sparse())
+    return PauliSum.from_labels(labels, n_qubits=n)
+
+
+def builtin_clifford(spec: str) -> stim.Circuit:
+    """Circuit for a spec ``ghz:N``, ``cluster:N``, ``cluster2d:RxC`` or ``toric:L``.
+
+    Examples
+    --------
+    >>> builtin_clifford("ghz:3").num_qubits
+    3
+    >>> builtin_clifford("toric:3").num_qubits
+    18
+    """
+    name, _, arg = spec.strip().partition(":")
+    name = name.lower()
+    try:
+        sizes = [int(x) for x in arg.lower().split("x")]
+    except ValueError:
+        raise ShadowlabError(f"cannot read the size in {spec!r}; expected one of {', '.join(CLIFFORD_SPECS)}"
+                             ) from None
+    builders = {"ghz": ghz_circuit, "cluster": cluster_circuit, "cluster2d": cluster_2d_circuit,
+                "toric": toric_code_circuit}
+    if name not in builders:
+        raise ShadowlabError(f"unknown Clifford state {spec!r}; expected one of {', '.join(CLIFFORD_SPECS)}")
+    if len(sizes) != (2 if name == "cluster2d" else 1):
+        raise ShadowlabError(f"cannot read the size in {spec!r}; expected one of {', '.join(CLIFFORD_SPECS)}")
+    return builders[name](*sizes)
+
+
+def stabilizer_expectations(circuit: stim.Circuit, paulis: PauliSum | Sequence[PauliString]) -> np.ndarray:
+    """Exact ``<P>`` (+1, -1 or 0) for each Pauli string, by stabilizer simulation (stim).
+
+    Coefficients of a :class:`PauliSum` are ignored. The circuit must be unitary Clifford
+    (noise channels would make the state mixed; stim's tableau simulator would sample them).
+    """
+    terms = paulis.terms if isinstance(paulis, PauliSum) else tuple(paulis)
+    n = paulis.n_qubits if isinstance(paulis, PauliSum) else circuit.num_qubits
+    if circuit.num_qubits > n:
+        raise ShadowlabError(f"the circuit acts on {circuit.num_qubits} qubits but the observables on {n}")
+    sim = stim.TableauSimulator()
+    sim.set_num_qubits(n)
+    sim.do_circuit(circuit)
+    out = np.empty(len(terms))
+    for i, t in enumerate(terms):
+        t.check_qubits(n)
+        p = stim.PauliString(n)
+        for q, code in zip(t.qubits, t.codes, strict=True):
+            p[q] = code + 1  # stim: 1 = X, 2 = Y, 3 = Z
+        out[i] = sim.peek_observable_expectation(p)
+    return out
+
+
+def _check_size(what: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ShadowlabError(f"{what} needs a size >= {minimum}, got {value}")
