@@ -15,6 +15,7 @@ predicted against exact values and of the error against the number of snapshots.
 
 from __future__ import annotations
 
+import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,16 +183,17 @@ def _report(console: Console, quiet: bool, systems: tuple[_System, ...], energy:
 
 
 def _write_predictions(path: Path, systems: tuple[_System, ...], energy: Estimates, exact_energy: float) -> None:
-    lines = ["system,observable,estimate,stderr,ci_low,ci_high,n_matched,exact"]
-    for s in systems:
-        r = s.result
-        assert r is not None
-        for i, label in enumerate(r.labels):
-            lines.append(f"{s.name},{label},{r.estimate[i]!r},{r.stderr[i]!r},{r.ci_low[i]!r},{r.ci_high[i]!r},"
-                         f"{r.n_matched[i]},{s.exact[i]!r}")
-    lines.append(f"{systems[1].name},energy,{energy.estimate[0]!r},{energy.stderr[0]!r},{energy.ci_low[0]!r},"
-                 f"{energy.ci_high[0]!r},{energy.n_matched[0]},{exact_energy!r}")
-    path.write_text("\n".join(lines) + "\n")
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["system", "observable", "estimate", "stderr", "ci_low", "ci_high", "n_matched", "exact"])
+        for s in systems:
+            r = s.result
+            assert r is not None
+            for i, label in enumerate(r.labels):
+                writer.writerow([s.name, label, repr(r.estimate[i]), repr(r.stderr[i]), repr(r.ci_low[i]),
+                                 repr(r.ci_high[i]), r.n_matched[i], repr(s.exact[i])])
+        writer.writerow([systems[1].name, "energy", repr(energy.estimate[0]), repr(energy.stderr[0]),
+                         repr(energy.ci_low[0]), repr(energy.ci_high[0]), energy.n_matched[0], repr(exact_energy)])
 
 
 __all__ = ["cluster_observables", "run_demo", "tfim_hamiltonian", "tfim_observables"]
