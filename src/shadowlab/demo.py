@@ -190,10 +190,11 @@ def _write_predictions(path: Path, systems: tuple[_System, ...], energy: Estimat
             r = s.result
             assert r is not None
             for i, label in enumerate(r.labels):
-                writer.writerow([s.name, label, repr(r.estimate[i]), repr(r.stderr[i]), repr(r.ci_low[i]),
-                                 repr(r.ci_high[i]), r.n_matched[i], repr(s.exact[i])])
-        writer.writerow([systems[1].name, "energy", repr(energy.estimate[0]), repr(energy.stderr[0]),
-                         repr(energy.ci_low[0]), repr(energy.ci_high[0]), energy.n_matched[0], repr(exact_energy)])
+                numbers = (repr(float(v[i])) for v in (r.estimate, r.stderr, r.ci_low, r.ci_high))
+                writer.writerow([s.name, label, *numbers, int(r.n_matched[i]), repr(float(s.exact[i]))])
+        writer.writerow([systems[1].name, "energy",
+                         *(repr(float(v[0])) for v in (energy.estimate, energy.stderr, energy.ci_low, energy.ci_high)),
+                         int(energy.n_matched[0]), repr(exact_energy)])
 
 
 __all__ = ["cluster_observables", "run_demo", "tfim_hamiltonian", "tfim_observables"]
