@@ -325,7 +325,7 @@ def estimate_paulis(
     >>> d = ShadowData(np.array([[2, 2], [0, 2]]), np.array([[0, 0], [1, 0]]))
     >>> r = estimate_paulis(d, PauliSum.from_labels(["ZZ", "Z1"]))
     >>> r.estimate.tolist(), r.n_matched.tolist()
-    [[4.5, 3.0], [1, 2]]
+    ([4.5, 3.0], [1, 2])
     """
     paulis, labels = _as_pauli_list(observables, source.n_qubits)
     if not paulis:
