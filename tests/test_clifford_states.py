@@ -2,19 +2,21 @@
 
 import numpy as np
 import pytest
+import stim
 
 from shadowlab.acquire.clifford_states import (
     builtin_clifford,
     cluster_2d_circuit,
     cluster_circuit,
     ghz_circuit,
+    stabilizer_expectation,
     stabilizer_expectations,
     toric_code_circuit,
     toric_code_stabilizers,
 )
 from shadowlab.acquire.statevector import exact_pauli_expectations
-from shadowlab.errors import ShadowlabError
-from shadowlab.paulis import PauliSum
+from shadowlab.errors import ShadowlabError, StateError
+from shadowlab.paulis import PauliString, PauliSum
 
 
 @pytest.mark.parametrize("size", [2, 3, 5])
@@ -60,3 +62,26 @@ def test_specs():
         builtin_clifford("ghz:many")
     with pytest.raises(ShadowlabError, match="size >= 2"):
         builtin_clifford("toric:1")
+
+
+def test_single_stabilizer_expectation_on_ghz():
+    n = 8
+    c = ghz_circuit(n)
+    for i, j in [(0, 1), (2, 7), (3, 5)]:
+        assert stabilizer_expectation(c, PauliString.from_pairs([("Z", i), ("Z", j)]), n) == 1.0
+    assert stabilizer_expectation(c, "X" * n, n) == 1.0
+    assert stabilizer_expectation(c, "Z3", n) == 0.0
+    assert stabilizer_expectation(c, "Y0 Y1 " + " ".join(f"X{q}" for q in range(2, n)), n) == -1.0
+    # Qubits beyond the circuit are |0>: Z = +1 there.
+    assert stabilizer_expectation(c, "Z9", 10) == 1.0
+
+
+def test_stabilizer_expectation_refuses_noisy_or_measuring_circuits():
+    noisy = ghz_circuit(3)
+    noisy.append("DEPOLARIZE1", [0], 0.1)
+    with pytest.raises(StateError, match="noise"):
+        stabilizer_expectation(noisy, "ZZI", 3)
+    with pytest.raises(StateError, match="measure"):
+        stabilizer_expectation(stim.Circuit("H 0\nM 0"), "Z0", 1)
+    with pytest.raises(ShadowlabError):
+        stabilizer_expectation(ghz_circuit(3), "Z0", 2)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 import stim
 
+from shadowlab.acquire.stim_sampler import check_state_circuit
 from shadowlab.errors import ShadowlabError
 from shadowlab.paulis import PauliString, PauliSum
 
@@ -165,9 +166,44 @@ def stabilizer_expectations(circuit: stim.Circuit, paulis: PauliSum | Sequence[P
 
     Coefficients of a :class:`PauliSum` are ignored. The circuit must be unitary Clifford
     (noise channels would make the state mixed; stim's tableau simulator would sample them).
+
+    Raises
+    ------
+    StateError
+        If the circuit measures, resets or contains noise (see
+        :func:`shadowlab.acquire.stim_sampler.check_state_circuit`).
     """
     terms = paulis.terms if isinstance(paulis, PauliSum) else tuple(paulis)
     n = paulis.n_qubits if isinstance(paulis, PauliSum) else circuit.num_qubits
+    return _expectations(circuit, terms, n)
+
+
+def stabilizer_expectation(circuit: stim.Circuit, pauli: PauliString | str, n: int) -> float:
+    """Exact ``<P>`` of one Pauli string on the ``n``-qubit state ``circuit|0...0>``: +1, -1 or 0.
+
+    Parameters
+    ----------
+    circuit:
+        Noiseless, measurement-free Clifford circuit (qubits ``>= circuit.num_qubits`` stay ``|0>``).
+    pauli:
+        A :class:`PauliString` or a label (``"XXI"``, ``"Z0 Z2"``); qubit ``i`` is stim qubit ``i``.
+    n:
+        Number of qubits of the system (``>= circuit.num_qubits``).
+
+    Examples
+    --------
+    >>> c = ghz_circuit(3)
+    >>> [stabilizer_expectation(c, p, 3) for p in ("XXX", "Z0 Z2", "Z1", "XYY")]
+    [1.0, 1.0, 0.0, -1.0]
+    """
+    p = PauliString.from_label(pauli) if isinstance(pauli, str) else pauli
+    return float(_expectations(circuit, (p,), n)[0])
+
+
+def _expectations(circuit: stim.Circuit, terms: Sequence[PauliString], n: int) -> np.ndarray:
+    # A noisy circuit would be *sampled* by the tableau simulator (one random noise draw), which
+    # would silently give a wrong "exact" value: refuse it.
+    check_state_circuit(circuit, allow_noise=False)
     if circuit.num_qubits > n:
         raise ShadowlabError(f"the circuit acts on {circuit.num_qubits} qubits but the observables on {n}")
     sim = stim.TableauSimulator()
@@ -179,6 +215,7 @@ def stabilizer_expectations(circuit: stim.Circuit, paulis: PauliSum | Sequence[P
         p = stim.PauliString(n)
         for q, code in zip(t.qubits, t.codes, strict=True):
             p[q] = code + 1  # stim: 1 = X, 2 = Y, 3 = Z
+        # peek_observable_expectation gives +1/-1 for (minus) a stabilizer, else 0.
         out[i] = sim.peek_observable_expectation(p)
     return out
 

@@ -26,34 +26,13 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
+
+from shadowlab.bitops import popcount as _popcount
+from shadowlab.bitops import trailing_zeros as _trailing_zeros
 
 _ONE = np.uint64(1)
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
-
-
-@intrinsic
-def _popcount(typingctx, x):
-    """LLVM ctpop on a uint64: compiles to one POPCNT instruction where the CPU has it."""
-    sig = types.uint64(types.uint64)
-
-    def codegen(context, builder, signature, args):
-        return builder.ctpop(args[0])
-
-    return sig, codegen
-
-
-@intrinsic
-def _trailing_zeros(typingctx, x):
-    """LLVM cttz on a nonzero uint64: index of the lowest set bit."""
-    sig = types.uint64(types.uint64)
-
-    def codegen(context, builder, signature, args):
-        return builder.cttz(args[0], ir.Constant(ir.IntType(1), 0))
-
-    return sig, codegen
 
 
 def n_words(n_snapshots: int) -> int:
