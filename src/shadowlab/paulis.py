@@ -230,15 +230,6 @@ class PauliSum:
     def __len__(self) -> int:
         return len(self.terms)
 
-    @property
-    def max_weight(self) -> int:
-        """Largest weight among the terms (0 for an empty or identity-only sum)."""
-        return max((t.weight for t in self.terms), default=0)
-
-    def arrays(self) -> PauliArrays:
-        """The terms in kernel array form."""
-        return PauliArrays.from_paulis(self.terms)
-
     def check_n_qubits(self, n_qubits: int, *, what: str = "the data") -> None:
         """Raise :class:`QubitCountMismatchError` unless this sum is on ``n_qubits`` qubits."""
         if n_qubits != self.n_qubits:

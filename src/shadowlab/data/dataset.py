@@ -124,11 +124,6 @@ class ShadowData:
         index = np.repeat(np.arange(settings_bases.shape[0], dtype=np.int64), reps)
         return cls(settings_bases[index], outcomes, index, metadata or {})
 
-    def require_nonempty(self) -> None:
-        """Raise :class:`ShadowlabError` if there are no snapshots."""
-        if self.n_snapshots == 0:
-            raise ShadowlabError("the shadow data set is empty (0 snapshots); nothing can be estimated")
-
     def subset(self, start: int, stop: int) -> ShadowData:
         """Snapshots ``start:stop`` as a new data set (metadata shared)."""
         return ShadowData(self.bases[start:stop], self.outcomes[start:stop], self.settings[start:stop], self.metadata)

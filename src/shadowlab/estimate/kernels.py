@@ -24,7 +24,6 @@ Everything else in shadowlab turns these integer counts into estimates.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -202,9 +201,3 @@ def two_point_counts(planes, lo, hi, match_out, odd_out):
                         acc = pa & planes[b, j, w]
                         match_out[i, j, a, b] += np.int64(_popcount(acc))
                         odd_out[i, j, a, b] += np.int64(_popcount(acc & par))
-
-
-def set_threads(n_threads: int | None) -> None:
-    """Limit the kernels to ``n_threads`` threads (None: numba's default, all cores)."""
-    if n_threads is not None:
-        numba.set_num_threads(n_threads)
