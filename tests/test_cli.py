@@ -107,6 +107,17 @@ def test_import_export_round_trip(run, store, tmp_path):
         assert np.array_equal(a.bases, b.bases) and np.array_equal(a.outcomes, b.outcomes)
 
 
+def test_import_pennylane_npy_pair(run, store, tmp_path):
+    data = ShadowStore.open(store).load()
+    np.save(tmp_path / "bits.npy", data.outcomes.astype(np.int8))
+    np.save(tmp_path / "recipes.npy", data.bases.astype(np.int8))
+    r = run("import", "bits.npy", "recipes.npy", "-o", "pair.zarr")
+    assert r.exit_code == 0, r.stderr
+    back = ShadowStore.open(tmp_path / "pair.zarr").load()
+    assert np.array_equal(back.bases, data.bases) and np.array_equal(back.outcomes, data.outcomes)
+    _fails(run("import", "bits.npy", "recipes.npy", "bits.npy", "-o", "three.zarr"), "two .npy files")
+
+
 # --- the catalogue of bad inputs ------------------------------------------------------------
 
 

@@ -130,8 +130,9 @@ def simulate(
 @app.command("import")
 @_user_errors
 def import_(
-    source: Annotated[Path, typer.Argument(help="Snapshot file: PennyLane .npz (bits, recipes), Huang et al. text, "
-                                                "or .npz of bases/outcomes.")],
+    sources: Annotated[list[Path], typer.Argument(help="Snapshot file: PennyLane .npz (bits, recipes) or a pair "
+                                                       "'bits.npy recipes.npy', Huang et al. text, or .npz of "
+                                                       "bases/outcomes.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Store to create (a .zarr directory).")],
     fmt: Annotated[str | None, typer.Option("--format", help="pennylane, huang or npz (default: detect).")] = None,
     chunk_snapshots: Annotated[int, typer.Option(help="Snapshots per on-disk chunk (multiple of 64).")] = 65536,
@@ -142,8 +143,11 @@ def import_(
     from shadowlab.data.formats import read_snapshots
     from shadowlab.data.store import write_store
 
+    if len(sources) > 2:
+        raise ShadowlabError(f"import takes one snapshot file, or two .npy files (bits, recipes); got {len(sources)}")
     check_can_write(output, force=force)
-    data = read_snapshots(source, fmt)
+    data = read_snapshots(sources[0] if len(sources) == 1 else (sources[0], sources[1]),
+                          "pennylane" if len(sources) == 2 and fmt is None else fmt)
     write_store(data, output, force=force, chunk_snapshots=chunk_snapshots, provenance=data.metadata)
     err.print(f"imported {data.n_snapshots:,} snapshots of {data.n_qubits} qubits into {output}")
 
