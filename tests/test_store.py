@@ -63,6 +63,13 @@ def test_rows_past_the_committed_count_are_invisible(tmp_path):
     assert ShadowStore.open(tmp_path / "k.zarr").load().bases[50:90].tolist() == _data(5, 40).bases.tolist()
 
 
+def test_append_to_a_read_only_store_is_refused(tmp_path):
+    write_store(_data(1, 10), tmp_path / "r.zarr")
+    with pytest.raises(ShadowlabError, match="read-only"):
+        ShadowStore.open(tmp_path / "r.zarr").append(_data(2, 10))
+    assert ShadowStore.open(tmp_path / "r.zarr").n_snapshots == 10
+
+
 def test_append_refuses_other_qubit_count(tmp_path):
     s = ShadowStore.create(tmp_path / "q.zarr", 7)
     with pytest.raises(QubitCountMismatchError, match="7 qubits"):

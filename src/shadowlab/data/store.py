@@ -82,10 +82,11 @@ class ShadowStore:
     3
     """
 
-    def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any]):
+    def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any], *, writable: bool = True):
         self._group = group
         self.path = path
         self._meta = meta
+        self._writable = writable
 
     # -- opening and creating -------------------------------------------------------------
     @classmethod
@@ -119,7 +120,7 @@ class ShadowStore:
             )
         if meta.get("ensemble") != ENSEMBLE_LOCAL_PAULI:
             raise StoreFormatError(f"{p}: ensemble {meta.get('ensemble')!r} is not supported here")
-        store = cls(group, p, meta)
+        store = cls(group, p, meta, writable=mode != "r")
         store._validate()
         return store
 
@@ -245,6 +246,8 @@ class ShadowStore:
         Setting indices of the batch are shifted past those already in the store, so that
         batches never share a setting by accident.
         """
+        if not self._writable:
+            raise ShadowlabError(f"{self.path} was opened read-only; open it with mode='a' to append")
         if data.n_qubits != self.n_qubits:
             raise QubitCountMismatchError(
                 f"{self.path}: store has {self.n_qubits} qubits, batch has {data.n_qubits}"
