@@ -16,8 +16,8 @@ Metadata (``attrs["shadowlab"]``): ``format`` (integer, checked strictly), ``wri
 (shadowlab version), ``ensemble`` (``"local_pauli"``), ``n_qubits``, ``n_snapshots`` (the number
 of *committed* rows), ``n_settings`` (1 + the largest setting index), ``chunk_snapshots``,
 ``created`` (UTC ISO 8601), ``provenance`` (free-form, from the first batch), ``batches`` (one
-record per appended batch: rows, time, provenance) and ``schema`` (array names, dims, dtypes,
-codes).
+record per appended batch: rows, time, basis counts, provenance) and ``schema`` (array names,
+dims, dtypes, codes).
 
 Appends are crash-safe: rows are written past the committed count first and ``n_snapshots`` is
 raised only after they are complete, so a reader never sees a half-written batch, and a new
@@ -264,7 +264,8 @@ class ShadowStore:
         meta = dict(self._meta)
         meta["n_snapshots"] = stop
         meta["n_settings"] = int(settings.max()) + 1
-        meta["batches"] = [*meta["batches"], {"rows": [start, stop], "time": _now(),
+        basis_counts = np.bincount(data.bases.ravel(), minlength=3)[:3].tolist()
+        meta["batches"] = [*meta["batches"], {"rows": [start, stop], "time": _now(), "basis_counts": basis_counts,
                                               "provenance": _jsonable(provenance or data.metadata)}]
         if not meta["provenance"]:
             meta["provenance"] = _jsonable(provenance or data.metadata)
@@ -276,9 +277,10 @@ class ShadowStore:
         """Facts for ``shadowlab info``: sizes, counts per basis, provenance."""
         meta = self.metadata
         disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        # Each batch records its basis counts when appended, so this reads no snapshot data.
         counts = np.zeros(3, dtype=np.int64)
-        for _, chunk in self.iter_chunks():
-            counts += np.bincount(chunk.bases.ravel(), minlength=3)[:3]
+        for batch in meta["batches"]:
+            counts += np.asarray(batch["basis_counts"], dtype=np.int64)
         total = max(int(counts.sum()), 1)
         return {
             "path": str(self.path),
