@@ -1,5 +1,6 @@
 # Set-up is part of every target: the first run creates .venv and installs shadowlab with its
-# test tools and the peer libraries the tests compare against (PennyLane, tencirpauli).
+# test tools, the peer libraries the tests compare against (PennyLane, tencirpauli) and the
+# execution back ends the tests run (Qiskit Aer, the Braket local simulator).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,peers]'
+	$(BIN)/python -m pip install --quiet -e '.[test,peers,qiskit,braket]'
 	touch $(STAMP)
 
 demo: $(STAMP)

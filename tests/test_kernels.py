@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shadowlab.estimate import kernels
+from shadowlab import kernels
 
 
 def _brute_counts(bases, outcomes, qubits, codes):

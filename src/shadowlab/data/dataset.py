@@ -11,7 +11,7 @@ A snapshot is, per qubit, a measurement basis and an outcome bit:
   setting.
 
 Arrays are snapshot-major here (easy to build and slice); the estimators pack them into
-qubit-major bit planes (:func:`shadowlab.estimate.kernels.pack`).
+qubit-major bit planes (:func:`shadowlab.kernels.pack`).
 """
 
 from __future__ import annotations

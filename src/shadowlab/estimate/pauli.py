@@ -58,7 +58,7 @@ from typing import Protocol
 import numpy as np
 
 from shadowlab.errors import EstimationError, ShadowlabError
-from shadowlab.estimate import kernels
+from shadowlab import kernels
 from shadowlab.estimate.results import ESTIMATORS, INTERVALS, Estimates
 from shadowlab.paulis import PauliArrays, PauliString, PauliSum
 
