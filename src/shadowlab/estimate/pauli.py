@@ -57,8 +57,8 @@ from typing import Protocol
 
 import numpy as np
 
-from shadowlab.errors import EstimationError, ShadowlabError
 from shadowlab import kernels
+from shadowlab.errors import EstimationError, ShadowlabError
 from shadowlab.estimate.results import ESTIMATORS, INTERVALS, Estimates
 from shadowlab.paulis import PauliArrays, PauliString, PauliSum
 
