@@ -127,6 +127,173 @@ def simulate(
         err.print(f"wrote {snapshots:,} snapshots of {prepared.n_qubits} qubits ({prepared.simulator}) to {output}")
 
 
+@app.command()
+@_user_errors
+def plan(
+    observables: Annotated[Path | None, typer.Argument(help="Observables (reference 'k P q ... [weight]' format, "
+                                                            "one term per line, or a molecule Hamiltonian); "
+                                                            "needed for biased and derandomized schemes.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Scheme file to write.")] = Path("plan.txt"),
+    scheme: Annotated[str, typer.Option(help="uniform, biased or derandomized.")] = "uniform",
+    snapshots: Annotated[int | None, typer.Option("--snapshots", "-n", help="Total snapshots (uniform, biased: "
+                                                  "required; derandomized: stop after this many settings).")] = None,
+    repeats: Annotated[int, typer.Option(help="Shots per setting (uniform, biased).")] = 1,
+    hits: Annotated[int | None, typer.Option(help="Derandomized: hits per observable of weight 1 (target "
+                                                  "floor(w * hits)).")] = None,
+    eta: Annotated[float, typer.Option(help="Derandomized: the greedy rule's eta.")] = 0.9,
+    qubits: Annotated[int | None, typer.Option(help="Number of qubits (uniform without observables).")] = None,
+    obs_format: Annotated[str | None, typer.Option(help="Observable file format (default: detect).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random schemes.")] = 0,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Plan measurements: uniform random, locally biased or derandomized local Pauli settings."""
+    import numpy as np
+
+    from shadowlab.atomic import check_can_write
+    from shadowlab.plan.scheme import random_scheme, uniform_scheme, write_scheme
+
+    check_can_write(output, force=force)
+    kinds = ("uniform", "biased", "derandomized")
+    if scheme not in kinds:
+        raise ShadowlabError(f"--scheme must be one of {', '.join(kinds)}, got {scheme!r}")
+    if repeats < 1:
+        raise ShadowlabError(f"--repeats must be >= 1, got {repeats}")
+    obs = weights = None
+    if observables is not None:
+        obs, weights = _read_planning_observables(observables, obs_format, qubits)
+    elif scheme != "uniform":
+        raise ShadowlabError(f"a {scheme} scheme needs an observable file")
+    n_qubits = obs.n_qubits if obs is not None else qubits
+    if n_qubits is None:
+        raise ShadowlabError("give an observable file or --qubits")
+    info: dict[str, Any] = {"seed": seed, **({"observables": str(observables)} if observables else {})}
+    if scheme in ("uniform", "biased"):
+        if snapshots is None or snapshots < 1 or snapshots % repeats:
+            raise ShadowlabError(f"--snapshots must be a positive multiple of --repeats ({repeats}), got {snapshots}")
+        rng = np.random.default_rng(seed)
+        if scheme == "uniform":
+            result = uniform_scheme(n_qubits, snapshots // repeats, rng, repeats=repeats, info=info)
+        else:
+            from shadowlab.plan.biased import optimize_probabilities
+
+            opt = optimize_probabilities(obs)
+            info |= {"variance_bound": opt.cost, "uniform_variance_bound": opt.uniform_cost}
+            result = random_scheme(opt.probabilities, snapshots // repeats, rng, repeats=repeats, kind="biased",
+                                   info=info)
+            if not quiet:
+                err.print(f"biased probabilities: variance bound {opt.cost:.6g} against {opt.uniform_cost:.6g} "
+                          f"uniform ({opt.uniform_cost / opt.cost:.2f}x fewer snapshots for the same error)")
+    else:
+        from shadowlab.plan.derandomize import derandomize
+
+        if hits is None and snapshots is None:
+            raise ShadowlabError("a derandomized scheme needs --hits (hits per observable) or --snapshots (budget)")
+        result = derandomize(obs, hits=hits if hits is not None else snapshots, weights=weights, eta=eta,
+                             budget=snapshots)
+    write_scheme(result, output, force=force)
+    if not quiet:
+        err.print(f"wrote a {result.kind} scheme of {result.n_settings:,} settings, {result.n_snapshots:,} snapshots "
+                  f"on {result.n_qubits} qubits to {output}")
+
+
+def _read_planning_observables(path: Path, fmt: str | None, n_qubits: int | None) -> tuple[Any, Any]:
+    """Observables and their derandomization weights (reference files may carry a trailing weight)."""
+    from shadowlab.observables import read_observables, read_reference_observables
+
+    if fmt in (None, "reference"):
+        try:
+            obs, weights = read_reference_observables(path)
+            if n_qubits is not None:
+                obs.check_n_qubits(n_qubits)
+            return obs, weights
+        except ShadowlabError:
+            if fmt == "reference":
+                raise
+    return read_observables(path, fmt, n_qubits=n_qubits), None
+
+
+@app.command()
+@_user_errors
+def acquire(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="Scheme file from 'shadowlab plan'.")],
+    state: Annotated[str, typer.Option(help="State: built-in spec (ghz:4, cluster:50, tfim:8, ...) or a "
+                                            ".qasm/.npy/.stim file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Store to create, or to resume.")],
+    backend: Annotated[str, typer.Option(help="auto (stim for Clifford states, else statevector), statevector, "
+                                              "stim, qiskit-aer or braket-local.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed; the same arguments give identical data.")] = 0,
+    batch_snapshots: Annotated[int, typer.Option(help="Snapshots per appended batch (the unit of resuming).")
+                               ] = 4096,
+    noise: Annotated[str | None, typer.Option(help="SDK noise (qiskit-aer, braket-local): e.g. "
+                                                   "'depolarizing=0.01,readout=0.02'.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a plan on a back end, appending finished batches to a store; rerun to resume."""
+    from shadowlab.acquire.run import acquire as run_acquire
+    from shadowlab.acquire.run import make_backend
+    from shadowlab.acquire.simulate import prepare_state
+    from shadowlab.plan.scheme import read_scheme
+
+    scheme = read_scheme(plan_file)
+    if backend == "auto":
+        prepared = prepare_state(state, seed=seed)
+        backend, target = prepared.simulator, prepared
+    else:
+        target = state
+    noise_spec = _parse_noise(noise) if noise is not None else None
+    engine = make_backend(backend, target, seed=seed, noise=noise_spec)
+    with _settings_progress(scheme.n_settings, f"{engine.name}: settings", quiet=quiet) as report:
+        store = run_acquire(scheme, engine, output, seed=seed, batch_snapshots=batch_snapshots, progress=report)
+    if not quiet:
+        err.print(f"{output}: {store.n_snapshots:,} of {scheme.n_snapshots:,} snapshots ({scheme.n_settings:,} "
+                  f"settings) on {engine.name}")
+
+
+def _parse_noise(spec: str) -> dict[str, float]:
+    """``'depolarizing=0.01,readout=0.02'`` -> ``{'depolarizing': 0.01, 'readout': 0.02}``."""
+    allowed = ("depolarizing", "readout")
+    result: dict[str, float] = {}
+    for part in spec.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in allowed:
+            raise ShadowlabError(f"--noise: expected 'name=probability' with name in {', '.join(allowed)}, "
+                                 f"got {part!r}")
+        try:
+            p = float(value)
+        except ValueError:
+            raise ShadowlabError(f"--noise: {value!r} is not a number") from None
+        if not 0.0 <= p <= 1.0:
+            raise ShadowlabError(f"--noise: {key} probability must lie in [0, 1], got {p}")
+        result[key] = p
+    return result
+
+
+@contextmanager
+def _settings_progress(total: int, what: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar over settings that can start part-way (a resumed acquisition)."""
+    if quiet or not err.is_terminal:
+        yield lambda _done, _total: None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        tasks: list[Any] = []
+
+        def report(done: int, _total: int) -> None:
+            # The task starts at the resumed count, so rate and time left count this run only.
+            if not tasks:
+                tasks.append(bar.add_task(what, total=total, completed=done, rate=""))
+            task = tasks[0]
+            bar.update(task, completed=done)
+            speed = bar.tasks[0].speed
+            if speed:
+                bar.update(task, rate=f"{speed:,.1f} settings/s")
+
+        yield report
+
+
 @app.command("import")
 @_user_errors
 def import_(
@@ -212,7 +379,8 @@ def predict(
     data: Annotated[Path, typer.Argument(help="Shadow store or importable snapshot file.")],
     observables: Annotated[Path | None, typer.Argument(help="Observable file (reference 'k P q ...' format, "
                                                             "one term per line, or a molecule Hamiltonian).")] = None,
-    estimator: Annotated[str, typer.Option(help="mean, matched or mom (median of means).")] = "mean",
+    estimator: Annotated[str, typer.Option(help="auto (matched for derandomized or custom schemes, else mean), "
+                                           "mean, matched or mom (median of means).")] = "auto",
     blocks: Annotated[int | None, typer.Option(help="Median-of-means blocks K (default 2 ln(2M/(1-level))).")
                       ] = None,
     level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,

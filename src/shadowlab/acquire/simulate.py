@@ -171,7 +171,8 @@ def provenance(state: PreparedState, *, n_snapshots: int, repeats: int, seed: in
         "repeats": repeats,
         "seed": seed,
         "batch_snapshots": batch_snapshots,
-        "scheme": "uniform random local Pauli",
+        "scheme": {"kind": "uniform", "probabilities": None, "note": "a fresh uniformly random setting per "
+                   "repeats snapshots"},
     }
 
 

@@ -101,6 +101,12 @@ class ShadowData:
         """Number of distinct setting indices."""
         return int(np.unique(self.settings).size)
 
+    @property
+    def scheme_record(self) -> dict[str, Any] | None:
+        """The measurement scheme the data were taken with (``metadata['scheme']``), if recorded."""
+        record = self.metadata.get("scheme")
+        return record if isinstance(record, dict) else None
+
     @classmethod
     def from_settings(
         cls,

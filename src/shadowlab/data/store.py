@@ -203,6 +203,12 @@ class ShadowStore:
         return int(self._meta.get("n_settings", 0))
 
     @property
+    def scheme_record(self) -> dict[str, Any] | None:
+        """The measurement scheme recorded in the store's provenance (``scheme``), if any."""
+        record = self._meta.get("provenance", {}).get("scheme")
+        return record if isinstance(record, dict) else None
+
+    @property
     def chunk_snapshots(self) -> int:
         """Rows per on-disk chunk."""
         return int(self._meta["chunk_snapshots"])

@@ -33,6 +33,15 @@ Intervals (``level`` = confidence, e.g. 0.95; ``z`` its two-sided normal quantil
     ``level``. Here ``||P||^2_shadow = 3^w`` for a Pauli, and for a sum the triangle inequality
     ``||sum c_j P_j||_shadow <= sum |c_j| 3^(w_j / 2)`` over non-identity terms.
 
+Measurement schemes: the estimators read the scheme a data set records (``scheme`` in its
+metadata, written by ``shadowlab plan``/``acquire``). Under a *biased* scheme (qubit ``q``
+measured in basis ``b`` with probability ``beta[q, b]``, Hadfield et al. 2020) ``mean`` and
+``mom`` weight a matching snapshot by ``prod_{q in S} 1 / beta[q, P_q]`` instead of ``3^w``
+(importance weighting, still unbiased), and the HKP shadow norm is that product too. Under a
+*derandomized* or other deterministic scheme only ``matched`` is unbiased, and ``mean``/``mom``
+are refused. ``estimator='auto'`` (the default) picks ``matched`` for deterministic schemes and
+``mean`` otherwise. Data with no recorded scheme are taken to be uniform.
+
 Repeated settings (settings x repeats): snapshots that share a setting share their bases, so
 their contributions are correlated and the formulas above would understate the error. When a
 data set has fewer settings than snapshots, every standard error is instead the *batch-means*
@@ -118,7 +127,7 @@ def _options(
     *, bytes_per_batch: int,
 ) -> _Options:
     n_snapshots = source.n_snapshots
-    if estimator not in ESTIMATORS:
+    if estimator not in ESTIMATORS:  # 'auto' is resolved by the caller
         raise ShadowlabError(f"unknown estimator {estimator!r}; expected one of {', '.join(ESTIMATORS)}")
     if interval not in INTERVALS:
         raise ShadowlabError(f"unknown interval {interval!r}; expected one of {', '.join(INTERVALS)}")
@@ -215,6 +224,59 @@ def pauli_counts(
     return match, odd
 
 
+#: Scheme kinds whose settings are not drawn at random: only ``matched`` is unbiased for them.
+DETERMINISTIC_SCHEMES = ("derandomized", "custom")
+
+
+def scheme_record(source: object) -> dict | None:
+    """The measurement scheme a data set or store records (``None``: not recorded, uniform assumed)."""
+    record = getattr(source, "scheme_record", None)
+    return record if isinstance(record, dict) else None
+
+
+def resolve_scheme(source: object, n_qubits: int, estimator: str,
+                   probabilities: np.ndarray | None = None) -> tuple[str, np.ndarray | None]:
+    """The estimator to use and the basis probabilities to weight by (``None`` = uniform, exactly 3^w).
+
+    ``estimator='auto'`` becomes ``matched`` for deterministic schemes and ``mean`` otherwise;
+    ``mean``/``mom`` on a deterministic scheme are refused (they would be biased).
+    """
+    from shadowlab.plan.scheme import UNIFORM_PROBABILITIES, check_probabilities
+
+    record = scheme_record(source) or {}
+    kind = record.get("kind")
+    deterministic = kind in DETERMINISTIC_SCHEMES
+    if estimator == "auto":
+        estimator = "matched" if deterministic else "mean"
+    if estimator not in ESTIMATORS:
+        raise ShadowlabError(f"unknown estimator {estimator!r}; expected auto or one of {', '.join(ESTIMATORS)}")
+    if deterministic and estimator in ("mean", "mom"):
+        raise ShadowlabError(
+            f"this data set was measured with a {kind} scheme (settings not drawn at random), so the "
+            f"{estimator!r} estimator would be biased; use estimator 'matched' (or 'auto', which picks it)"
+        )
+    if probabilities is None:
+        probabilities = record.get("probabilities")
+    if probabilities is None:
+        return estimator, None
+    p = check_probabilities(probabilities, n_qubits)
+    if np.all(p == UNIFORM_PROBABILITIES):
+        return estimator, None
+    return estimator, p
+
+
+def match_scale(qubits: np.ndarray, codes: np.ndarray, weights: np.ndarray,
+                probabilities: np.ndarray | None) -> np.ndarray:
+    """Inverse probability that a random setting matches each Pauli: ``3^w`` (uniform) or
+    ``prod_{q in S} 1 / beta[q, P_q]`` (``inf`` where the scheme never measures a needed basis)."""
+    if probabilities is None:
+        return np.power(3.0, weights)
+    with np.errstate(divide="ignore"):
+        inverse = 1.0 / probabilities
+    used = np.arange(qubits.shape[1])[None, :] < weights[:, None]
+    return np.prod(np.where(used, inverse[qubits, codes], 1.0), axis=1)
+
+
 def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2.0)
 
@@ -228,13 +290,16 @@ def _batch_variance(totals: np.ndarray, weights_per_batch: np.ndarray, estimate:
 
 
 def _stats_from_counts(
-    match: np.ndarray, odd: np.ndarray, weights: np.ndarray, n_snapshots: int, opts: _Options,
+    match: np.ndarray, odd: np.ndarray, weights: np.ndarray, scale: np.ndarray, n_snapshots: int, opts: _Options,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Estimates, standard errors and interval ends from per-batch counts (see module docs)."""
+    """Estimates, standard errors and interval ends from per-batch counts (see module docs).
+
+    ``scale`` is the weight of a matching snapshot in ``mean``/``mom``: ``3^w`` for uniform
+    measurements, the inverse probability of matching under a biased scheme.
+    """
     signed = (match - 2 * odd).astype(np.float64)  # per batch: sum of signs over matches
     c = match.sum(axis=1).astype(np.float64)
     s = signed.sum(axis=1)
-    scale = np.power(3.0, weights)
     n = float(n_snapshots)
     z = _z(opts.level)
     sizes = np.diff(block_bounds(n_snapshots, opts.n_batches)).astype(np.float64)
@@ -242,7 +307,7 @@ def _stats_from_counts(
     if opts.clustered:
         se_mean = np.sqrt(_batch_variance(scale[:, None] * signed, sizes[None, :], mean, np.full_like(mean, n)))
     else:
-        # Sample variance of the per-snapshot contributions 3^w * sign (or 0): E[x^2] = 9^w c / N.
+        # Sample variance of the per-snapshot contributions scale * sign (or 0): E[x^2] = scale^2 c / N.
         var = np.maximum(scale * scale * c / n - mean * mean, 0.0) * (n / (n - 1.0) if n > 1 else 1.0)
         se_mean = np.sqrt(var / n) if n > 1 else scale
     if opts.estimator == "mean":
@@ -285,11 +350,12 @@ def estimate_paulis(
     source: SnapshotSource,
     observables: PauliSum | Sequence[PauliString],
     *,
-    estimator: str = "mean",
+    estimator: str = "auto",
     n_blocks: int | None = None,
     level: float = 0.95,
     interval: str = "normal",
     on_unmatched: str = "raise",
+    probabilities: np.ndarray | None = None,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
 ) -> Estimates:
@@ -302,7 +368,8 @@ def estimate_paulis(
     observables:
         A :class:`PauliSum` (its terms are estimated one by one) or a sequence of Pauli strings.
     estimator:
-        ``'mean'`` (default), ``'matched'`` or ``'mom'`` (see the module documentation).
+        ``'auto'`` (default: ``'matched'`` for deterministic schemes, else ``'mean'``), ``'mean'``,
+        ``'matched'`` or ``'mom'`` (see the module documentation).
     n_blocks:
         Median-of-means blocks ``K`` (``'mom'`` only); default ``ceil(2 ln(2M / (1 - level)))``.
     level:
@@ -313,6 +380,9 @@ def estimate_paulis(
         ``'raise'`` (default): an observable that no snapshot matches is an
         :class:`EstimationError`; ``'omit'``: such observables are dropped and listed in
         ``Estimates.omitted``.
+    probabilities:
+        ``(n_qubits, 3)`` basis probabilities of a biased scheme; default: those the data set
+        records (uniform if none).
     chunk_snapshots:
         Snapshots read and packed at a time; bounds memory.
     progress:
@@ -330,15 +400,17 @@ def estimate_paulis(
     paulis, labels = _as_pauli_list(observables, source.n_qubits)
     if not paulis:
         raise ShadowlabError("no observables given")
+    estimator, probs = resolve_scheme(source, source.n_qubits, estimator, probabilities)
     opts = _options(source, estimator, n_blocks, level, interval, len(paulis), bytes_per_batch=16 * len(paulis))
     arrays = PauliArrays.from_paulis(paulis)
+    scale = match_scale(arrays.qubits, arrays.codes, arrays.weights, probs)
     match, odd = pauli_counts(source, arrays, opts.n_batches, chunk_snapshots=chunk_snapshots, progress=progress)
-    return _finish(match, odd, arrays.weights, labels, source.n_snapshots, opts, on_unmatched)
+    return _finish(match, odd, arrays.weights, scale, labels, source.n_snapshots, opts, on_unmatched)
 
 
 def _finish(
-    match: np.ndarray, odd: np.ndarray, weights: np.ndarray, labels: Sequence[str], n_snapshots: int,
-    opts: _Options, on_unmatched: str,
+    match: np.ndarray, odd: np.ndarray, weights: np.ndarray, scale: np.ndarray, labels: Sequence[str],
+    n_snapshots: int, opts: _Options, on_unmatched: str,
 ) -> Estimates:
     if on_unmatched not in ("raise", "omit"):
         raise ShadowlabError(f"on_unmatched must be 'raise' or 'omit', got {on_unmatched!r}")
@@ -357,9 +429,9 @@ def _finish(
             )
         keep = np.flatnonzero((total > 0) | (weights == 0))
         omitted = tuple(labels[i] for i in unmatched)
-        match, odd, weights = match[keep], odd[keep], weights[keep]
+        match, odd, weights, scale = match[keep], odd[keep], weights[keep], scale[keep]
         labels = [labels[i] for i in keep]
-    est, se, lo, hi = _stats_from_counts(match, odd, weights, n_snapshots, opts)
+    est, se, lo, hi = _stats_from_counts(match, odd, weights, scale, n_snapshots, opts)
     return Estimates(
         labels=tuple(labels), estimate=est, stderr=se, ci_low=lo, ci_high=hi, n_matched=match.sum(axis=1),
         n_snapshots=n_snapshots, estimator=opts.estimator, interval=opts.interval, level=opts.level,
@@ -370,11 +442,12 @@ def _finish(
 def estimate_two_point(
     source: SnapshotSource,
     *,
-    estimator: str = "mean",
+    estimator: str = "auto",
     n_blocks: int | None = None,
     level: float = 0.95,
     interval: str = "normal",
     on_unmatched: str = "raise",
+    probabilities: np.ndarray | None = None,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
 ) -> Estimates:
@@ -388,6 +461,7 @@ def estimate_two_point(
     if n_q < 2:
         raise ShadowlabError("two-point correlators need at least 2 qubits")
     n_pairs = n_q * (n_q - 1) // 2
+    estimator, probs = resolve_scheme(source, n_q, estimator, probabilities)
     per_batch = 2 * n_q * n_q * 9 * 8
     opts = _options(source, estimator, n_blocks, level, interval, 9 * n_pairs, bytes_per_batch=per_batch)
     j = opts.n_batches
@@ -413,19 +487,23 @@ def estimate_two_point(
     labels = [f"{letters[a]}{i} {letters[b]}{jq}" for i, jq in zip(ii, jj, strict=True)
               for a in range(3) for b in range(3)]
     weights = np.full(len(labels), 2, dtype=np.int64)
-    return _finish(np.ascontiguousarray(m), np.ascontiguousarray(o), weights, labels, source.n_snapshots, opts,
-                   on_unmatched)
+    pair_qubits = np.repeat(np.stack([ii, jj], axis=1), 9, axis=0).astype(np.int64)
+    pair_codes = np.tile(np.array([[a, b] for a in range(3) for b in range(3)], dtype=np.int64), (n_pairs, 1))
+    scale = match_scale(pair_qubits, pair_codes, weights, probs)
+    return _finish(np.ascontiguousarray(m), np.ascontiguousarray(o), weights, scale, labels, source.n_snapshots,
+                   opts, on_unmatched)
 
 
 def estimate_sum(
     source: SnapshotSource,
     hamiltonian: PauliSum,
     *,
-    estimator: str = "mean",
+    estimator: str = "auto",
     n_blocks: int | None = None,
     level: float = 0.95,
     interval: str = "normal",
     label: str = "sum",
+    probabilities: np.ndarray | None = None,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
 ) -> Estimates:
@@ -434,11 +512,13 @@ def estimate_sum(
     The standard error accounts for the correlations between terms estimated from the same
     snapshots: for ``mean`` and ``mom`` it comes from the per-snapshot values of the whole sum;
     for ``matched`` (each term averaged over its own matching snapshots) from the delta-method
-    influence of each snapshot on the sum. Identity terms are added exactly.
+    influence of each snapshot on the sum. Identity terms are added exactly. Estimators and
+    ``probabilities`` as in :func:`estimate_paulis`.
     """
     hamiltonian.check_n_qubits(source.n_qubits)
     if len(hamiltonian) == 0:
         raise ShadowlabError("the Pauli sum has no terms")
+    estimator, probs = resolve_scheme(source, source.n_qubits, estimator, probabilities)
     opts = _options(source, estimator, n_blocks, level, interval, 1, bytes_per_batch=8)
     weights_all = np.array([t.weight for t in hamiltonian.terms], dtype=np.int64)
     ident = weights_all == 0
@@ -454,7 +534,7 @@ def estimate_sum(
     if not terms:
         return result(constant, 0.0, 0.0, n)
     arrays = PauliArrays.from_paulis(terms)
-    scale3 = np.power(3.0, arrays.weights)
+    scale3 = match_scale(arrays.qubits, arrays.codes, arrays.weights, probs)
     z = _z(level)
     sizes = np.diff(block_bounds(n, opts.n_batches)).astype(np.float64)
     if opts.estimator == "matched":
@@ -478,6 +558,10 @@ def estimate_sum(
         else:
             se = math.sqrt(sq)
         return result(est, se, z * se, used)
+    if not np.all(np.isfinite(scale3)):
+        bad = [terms[i].to_sparse() for i in np.flatnonzero(~np.isfinite(scale3))[:5]]
+        raise EstimationError(f"the scheme never measures the bases that term(s) {', '.join(bad)} need "
+                              "(probability 0), so the sum cannot be estimated from these data")
     batch_sums, sum_sq, used = _stream_sum_values(source, arrays, coeffs * scale3, np.zeros(len(terms)),
                                                   opts.n_batches, chunk_snapshots, progress)
     mean = float(batch_sums.sum()) / n
@@ -539,5 +623,8 @@ __all__ = [
     "estimate_sum",
     "estimate_two_point",
     "hkp_blocks",
+    "match_scale",
     "pauli_counts",
+    "resolve_scheme",
+    "scheme_record",
 ]

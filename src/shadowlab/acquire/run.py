@@ -1,0 +1,230 @@
+"""Run a measurement scheme on a back end and append the snapshots to a store, resumably.
+
+Back ends
+---------
+Every back end turns a batch of settings (``(k, n)`` basis codes) with repeat counts into
+outcomes (``(sum repeats, n)`` uint8, 0 = eigenvalue +1, qubit 0 first, the shots of setting 0
+first). Identical settings are one job with many shots.
+
+``statevector``
+    shadowlab's exact sampler on a state vector (built-in states, OpenQASM 2 files, ``.npy``).
+``stim``
+    stim's stabilizer simulator for Clifford states of any size (built-in or ``.stim``).
+``qiskit-aer``
+    Qiskit Aer's ``SamplerV2`` (optional extra ``qiskit``).
+``braket-local``
+    Amazon Braket's local simulator (optional extra ``braket``).
+
+Resuming
+--------
+The scheme's settings are cut into consecutive batches of at most ``batch_snapshots``
+snapshots. Batch ``b`` is simulated with the seed ``SeedSequence(seed).spawn(B)[b]``, so its
+snapshots depend only on ``(scheme, back end, seed, batch_snapshots, b)``. Each finished batch
+is appended to the store in one crash-safe step (see :class:`~shadowlab.data.store.ShadowStore`),
+with its batch index. The store's provenance records what is being acquired
+(``acquisition``: the scheme's SHA-256, back end, state, seed, batch size). Run again with the
+same arguments after an interruption — even SIGKILL in the middle of an append — and the
+acquisition continues at the first missing batch; the finished store is bit-identical to an
+uninterrupted run. Different arguments on an existing store are refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from shadowlab.acquire.simulate import PreparedState, prepare_state
+from shadowlab.atomic import atomic_path
+from shadowlab.data.dataset import ShadowData
+from shadowlab.data.store import DEFAULT_CHUNK_SNAPSHOTS, ShadowStore, is_store
+from shadowlab.errors import ShadowlabError
+from shadowlab.plan.scheme import Scheme
+
+BACKENDS = ("statevector", "stim", "qiskit-aer", "braket-local")
+DEFAULT_BATCH_SNAPSHOTS = 4096
+
+
+class Backend(Protocol):
+    """What :func:`acquire` needs from an execution back end."""
+
+    name: str
+
+    @property
+    def n_qubits(self) -> int: ...
+
+    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int) -> np.ndarray: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
+class SimulatorBackend:
+    """shadowlab's own exact samplers: state vector or stim (chosen by the prepared state)."""
+
+    def __init__(self, state: PreparedState):
+        self.state = state
+        self.name = state.simulator
+
+    @property
+    def n_qubits(self) -> int:
+        return self.state.n_qubits
+
+    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int) -> np.ndarray:
+        """Outcomes ``(repeats.sum(), n)`` uint8 for ``settings`` ``(k, n)``, shots of a setting together."""
+        rng = np.random.default_rng(seed)
+        if self.state.circuit is not None:
+            from shadowlab.acquire.stim_sampler import sample_stim
+
+            data = sample_stim(self.state.circuit, settings, repeats, rng)
+        else:
+            from shadowlab.acquire.statevector import sample_statevector
+
+            data = sample_statevector(self.state.statevector, settings, repeats, rng)
+        return data.outcomes
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": self.name, "state": self.state.description, "n_qubits": self.n_qubits}
+
+
+def make_backend(name: str, state: str | PreparedState | Any, *, seed: int = 0, noise: Any = None) -> Backend:
+    """A back end by name for a state description, a :class:`PreparedState`, or an SDK circuit.
+
+    ``noise`` passes through to the SDK back ends (a Qiskit Aer ``NoiseModel``; Braket noise,
+    see :mod:`shadowlab.acquire.braket_backend`); shadowlab's simulators take noise from the
+    state itself (noise channels in a stim circuit). ``seed`` fixes random built-in states.
+    """
+    if name not in BACKENDS:
+        raise ShadowlabError(f"unknown back end {name!r}; expected one of {', '.join(BACKENDS)}")
+    if name in ("statevector", "stim"):
+        if noise is not None:
+            raise ShadowlabError(f"back end {name!r} takes noise from the state (e.g. stim noise channels in a .stim "
+                                 "circuit); use qiskit-aer or braket-local for an SDK noise model")
+        if not isinstance(state, PreparedState | str):
+            raise ShadowlabError(f"back end {name!r} takes a state description or a PreparedState, got "
+                                 f"{type(state).__name__}")
+        prepared = state if isinstance(state, PreparedState) else prepare_state(state, simulator=name, seed=seed)
+        if prepared.simulator != name:
+            raise ShadowlabError(f"state {prepared.description!r} is a {prepared.simulator} state, not {name}")
+        return SimulatorBackend(prepared)
+    if isinstance(state, str) and not Path(state).suffix:
+        state = prepare_state(state, seed=seed)
+    if name == "qiskit-aer":
+        from shadowlab.acquire.qiskit_backend import QiskitAerBackend
+
+        return QiskitAerBackend(state, noise_model=noise)
+    from shadowlab.acquire.braket_backend import BraketLocalBackend
+
+    return BraketLocalBackend(state, noise=noise)
+
+
+def batch_seeds(seed: int, n_batches: int) -> list[int]:
+    """Independent 32-bit seeds for batches ``0..n_batches-1``, from ``SeedSequence(seed)``."""
+    children = np.random.SeedSequence(seed).spawn(n_batches)
+    return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
+
+
+def _identity(scheme: Scheme, backend: Backend, seed: int, batch_snapshots: int) -> dict[str, Any]:
+    described = backend.describe()
+    return {
+        "scheme_sha256": scheme.digest(),
+        "backend": described.get("backend", backend.name),
+        "state": described.get("state"),
+        "seed": int(seed),
+        "batch_snapshots": int(batch_snapshots),
+    }
+
+
+def acquire(
+    scheme: Scheme,
+    backend: Backend,
+    store_path: str | Path,
+    *,
+    seed: int = 0,
+    batch_snapshots: int = DEFAULT_BATCH_SNAPSHOTS,
+    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    progress: Callable[[int, int], None] | None = None,
+) -> ShadowStore:
+    """Measure every setting of ``scheme`` on ``backend`` into the store at ``store_path``.
+
+    Creates the store, or resumes one this same acquisition left unfinished (see the module
+    documentation). ``progress(settings_done, settings_total)`` is called after each batch and
+    once at the start. Returns the store (opened for appending).
+    """
+    if backend.n_qubits != scheme.n_qubits:
+        raise ShadowlabError(f"the plan has {scheme.n_qubits} qubits but the state has {backend.n_qubits}")
+    if batch_snapshots < 1:
+        raise ShadowlabError(f"batch_snapshots must be >= 1, got {batch_snapshots}")
+    batches = list(scheme.batches(batch_snapshots))
+    seeds = batch_seeds(seed, len(batches))
+    identity = _identity(scheme, backend, seed, batch_snapshots)
+    path = Path(store_path)
+    if path.exists():
+        if not is_store(path):
+            raise ShadowlabError(f"{path} exists and is not a shadow store; choose another output path")
+        store = ShadowStore.open(path, mode="a")
+        recorded = store.metadata["provenance"].get("acquisition")
+        if recorded is None:
+            raise ShadowlabError(f"{path} is a shadow store that no 'acquire' run started; choose another output path")
+        changed = [k for k in identity if recorded.get(k) != identity[k]]
+        if changed:
+            details = ", ".join(f"{k}: store has {recorded.get(k)!r}, now {identity[k]!r}" for k in changed)
+            raise ShadowlabError(f"{path} holds a different acquisition ({details}); resume with the same plan, "
+                                 "back end, state, seed and batch size, or write to a new path")
+    else:
+        provenance = {"source": "acquisition", "acquisition": identity, "scheme": scheme.record(),
+                      "backend": backend.describe()}
+        # Created under a temporary name and renamed, so a kill here leaves no half-made store.
+        with atomic_path(path) as tmp:
+            ShadowStore.create(tmp, scheme.n_qubits, chunk_snapshots=chunk_snapshots, provenance=provenance)
+        store = ShadowStore.open(path, mode="a")
+    done = _batches_done(store, batches)
+    if progress is not None:
+        progress(batches[done - 1][1] if done else 0, scheme.n_settings)
+    for b in range(done, len(batches)):
+        first, stop = batches[b]
+        settings, repeats = scheme.settings[first:stop], scheme.repeats[first:stop]
+        started = time.perf_counter()
+        outcomes = np.asarray(backend.run_batch(settings, repeats, seeds[b]))
+        expected = (int(repeats.sum()), scheme.n_qubits)
+        if outcomes.shape != expected:
+            raise ShadowlabError(f"back end {backend.name} returned outcomes of shape {outcomes.shape} for batch {b}, "
+                                 f"expected {expected}")
+        local = np.repeat(np.arange(stop - first, dtype=np.int64), repeats)
+        # Local indices become plan indices: the store shifts them past the settings it holds.
+        data = ShadowData(settings[local], outcomes.astype(np.uint8), local)
+        store.append(data, provenance={"batch": b, "settings": [first, stop], "seed": seeds[b],
+                                       "seconds": round(time.perf_counter() - started, 4)})
+        if progress is not None:
+            progress(stop, scheme.n_settings)
+    return store
+
+
+def _batches_done(store: ShadowStore, batches: list[tuple[int, int]]) -> int:
+    """How many of the plan's batches the store holds, checked record by record."""
+    records = store.metadata["batches"]
+    for i, record in enumerate(records):
+        prov = record.get("provenance", {})
+        if i >= len(batches) or prov.get("batch") != i or prov.get("settings") != list(batches[i]):
+            raise ShadowlabError(f"{store.path}: batch record {i} does not match the plan ({prov}); the store was "
+                                 "not written by this acquisition")
+    return len(records)
+
+
+def acquisition_status(store: ShadowStore) -> dict[str, Any] | None:
+    """``{'settings_done', 'settings_total', 'snapshots_done', 'snapshots_total', 'complete'}`` for a
+    store written by :func:`acquire`; ``None`` for other stores."""
+    prov = store.metadata["provenance"]
+    if "acquisition" not in prov or "scheme" not in prov:
+        return None
+    scheme = prov["scheme"]
+    done = store.metadata["batches"][-1]["provenance"]["settings"][1] if store.metadata["batches"] else 0
+    return {
+        "settings_done": int(done),
+        "settings_total": int(scheme["n_settings"]),
+        "snapshots_done": store.n_snapshots,
+        "snapshots_total": int(scheme["n_snapshots"]),
+        "complete": store.n_snapshots == int(scheme["n_snapshots"]),
+    }

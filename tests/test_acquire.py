@@ -1,0 +1,138 @@
+"""Resumable acquisition: plan -> back end -> store, killed and resumed, identical to one run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shadowlab.acquire.run import acquire, acquisition_status, make_backend
+from shadowlab.data.store import ShadowStore
+from shadowlab.errors import ShadowlabError
+from shadowlab.plan.scheme import Scheme, uniform_scheme, write_scheme
+
+
+def _plan(n_qubits: int, n_settings: int, repeats: int, seed: int = 5) -> Scheme:
+    return uniform_scheme(n_qubits, n_settings, np.random.default_rng(seed), repeats=repeats)
+
+
+def test_acquire_records_scheme_and_plan_indices(tmp_path: Path) -> None:
+    scheme = _plan(5, 40, 3)
+    store = acquire(scheme, make_backend("statevector", "ghz:5"), tmp_path / "s.zarr", seed=1, batch_snapshots=20)
+    data = store.load()
+    assert data.n_snapshots == scheme.n_snapshots
+    # Setting indices are the plan's, and every snapshot carries its setting's bases.
+    assert np.array_equal(data.settings, scheme.snapshot_settings())
+    assert np.array_equal(data.bases, scheme.settings[data.settings])
+    assert store.scheme_record["kind"] == "uniform"
+    assert store.scheme_record["sha256"] == scheme.digest()
+    status = acquisition_status(store)
+    assert status == {"settings_done": 40, "settings_total": 40, "snapshots_done": 120, "snapshots_total": 120,
+                      "complete": True}
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
+    scheme = _plan(6, 90, 2)
+    backend = make_backend("statevector", "ghz:6")
+    whole = acquire(scheme, backend, tmp_path / "whole.zarr", seed=7, batch_snapshots=30).load()
+
+    def stop_after_two_batches(done: int, _total: int) -> None:
+        if done >= 30:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        acquire(scheme, backend, tmp_path / "parts.zarr", seed=7, batch_snapshots=30, progress=stop_after_two_batches)
+    partial = ShadowStore.open(tmp_path / "parts.zarr")
+    assert 0 < partial.n_snapshots < scheme.n_snapshots
+    assert acquisition_status(partial)["complete"] is False
+    resumed = acquire(scheme, backend, tmp_path / "parts.zarr", seed=7, batch_snapshots=30)
+    assert resumed.load().equals(whole)
+    # Running a finished acquisition again changes nothing.
+    again = acquire(scheme, backend, tmp_path / "parts.zarr", seed=7, batch_snapshots=30)
+    assert again.n_snapshots == scheme.n_snapshots and len(again.metadata["batches"]) == len(resumed.metadata["batches"])
+
+
+def test_resume_with_different_arguments_is_refused(tmp_path: Path) -> None:
+    scheme = _plan(4, 20, 1)
+    backend = make_backend("statevector", "ghz:4")
+    acquire(scheme, backend, tmp_path / "s.zarr", seed=1, batch_snapshots=8)
+    before = ShadowStore.open(tmp_path / "s.zarr").n_snapshots
+    for kwargs in ({"seed": 2, "batch_snapshots": 8}, {"seed": 1, "batch_snapshots": 4}):
+        with pytest.raises(ShadowlabError, match="different acquisition"):
+            acquire(scheme, backend, tmp_path / "s.zarr", **kwargs)
+    with pytest.raises(ShadowlabError, match="scheme_sha256"):
+        acquire(_plan(4, 20, 1, seed=6), backend, tmp_path / "s.zarr", seed=1, batch_snapshots=8)
+    with pytest.raises(ShadowlabError, match="state"):
+        acquire(scheme, make_backend("statevector", "w:4"), tmp_path / "s.zarr", seed=1, batch_snapshots=8)
+    assert ShadowStore.open(tmp_path / "s.zarr").n_snapshots == before
+
+
+def test_qubit_count_mismatch_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(ShadowlabError, match="plan has 5 qubits but the state has 4"):
+        acquire(_plan(5, 10, 1), make_backend("statevector", "ghz:4"), tmp_path / "s.zarr")
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_unknown_backend_and_noise_on_local_simulator() -> None:
+    with pytest.raises(ShadowlabError, match="unknown back end"):
+        make_backend("ibm-eagle", "ghz:4")
+    with pytest.raises(ShadowlabError, match="takes noise from the state"):
+        make_backend("stim", "ghz:4", noise={"depolarizing": 0.1})
+    with pytest.raises(ShadowlabError, match="is a stim state"):
+        make_backend("statevector", make_backend("stim", "ghz:4").state)
+
+
+def _committed(path: Path) -> int:
+    """Committed snapshots of a store being written by another process (0 if not readable yet)."""
+    try:
+        meta = json.loads((path / "zarr.json").read_text())
+        return int(meta["attributes"]["shadowlab"]["n_snapshots"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_sigkill_and_resume_gives_the_uninterrupted_data_set(tmp_path: Path) -> None:
+    """The acceptance test: kill -9 the CLI mid-acquisition, several times, then finish it."""
+    scheme = _plan(60, 3000, 2, seed=11)
+    plan_file = tmp_path / "plan.txt"
+    write_scheme(scheme, plan_file)
+    store = tmp_path / "killed.zarr"
+    command = [sys.executable, "-m", "shadowlab", "acquire", str(plan_file), "--state", "ghz:60", "--backend", "stim",
+               "-o", str(store), "--seed", "3", "--batch-snapshots", "64", "-q"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    rng = np.random.default_rng(0)
+    kills = 0
+    for _ in range(3):
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        start = _committed(store)
+        deadline = time.monotonic() + 120
+        # Wait until this run has committed at least one new batch, then kill it at a random moment.
+        while proc.poll() is None and _committed(store) <= start and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(float(rng.uniform(0.0, 0.3)))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        assert proc.returncode in (0, -signal.SIGKILL), proc.stderr.read().decode()
+        proc.stderr.close()
+    assert kills >= 1, "the acquisition finished before it could be killed; make the plan longer"
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    reference = acquire(scheme, make_backend("stim", "ghz:60"), tmp_path / "whole.zarr", seed=3, batch_snapshots=64)
+    resumed = ShadowStore.open(store)
+    assert resumed.n_snapshots == scheme.n_snapshots
+    assert resumed.load().equals(reference.load())
+    batches = [b["provenance"]["batch"] for b in resumed.metadata["batches"]]
+    assert batches == list(range(len(batches)))
