@@ -60,7 +60,8 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     assert resumed.load().equals(whole)
     # Running a finished acquisition again changes nothing.
     again = acquire(scheme, backend, tmp_path / "parts.zarr", seed=7, batch_snapshots=30)
-    assert again.n_snapshots == scheme.n_snapshots and len(again.metadata["batches"]) == len(resumed.metadata["batches"])
+    assert again.n_snapshots == scheme.n_snapshots
+    assert len(again.metadata["batches"]) == len(resumed.metadata["batches"])
 
 
 def test_resume_with_different_arguments_is_refused(tmp_path: Path) -> None:

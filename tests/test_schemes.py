@@ -153,7 +153,7 @@ def test_deterministic_schemes_refuse_the_mean_estimator_and_auto_picks_matched(
     scheme = Scheme.from_labels(["ZZ", "XX", "ZX"], repeats=[50, 50, 50], kind="derandomized")
     data = _measure(state, scheme, seed=3)
     obs = PauliSum.from_labels(["ZZ", "XX", "ZI"])
-    with pytest.raises(ShadowlabError, match="derandomized scheme.*'mean' estimator would be biased"):
+    with pytest.raises(ShadowlabError, match=r"derandomized scheme.*'mean' estimator would be biased"):
         estimate_paulis(data, obs, estimator="mean")
     auto = estimate_paulis(data, obs)
     assert auto.estimator == "matched"
