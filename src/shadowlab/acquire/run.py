@@ -114,7 +114,7 @@ def make_backend(name: str, state: str | PreparedState | Any, *, seed: int = 0, 
     if name == "qiskit-aer":
         from shadowlab.acquire.qiskit_backend import QiskitAerBackend
 
-        return QiskitAerBackend(state, noise_model=noise)
+        return QiskitAerBackend(state, noise_model=qiskit_noise_model(noise) if isinstance(noise, dict) else noise)
     from shadowlab.acquire.braket_backend import BraketLocalBackend
 
     return BraketLocalBackend(state, noise=noise)
@@ -187,11 +187,7 @@ def acquire(
         first, stop = batches[b]
         settings, repeats = scheme.settings[first:stop], scheme.repeats[first:stop]
         started = time.perf_counter()
-        outcomes = np.asarray(backend.run_batch(settings, repeats, seeds[b]))
-        expected = (int(repeats.sum()), scheme.n_qubits)
-        if outcomes.shape != expected:
-            raise ShadowlabError(f"back end {backend.name} returned outcomes of shape {outcomes.shape} for batch {b}, "
-                                 f"expected {expected}")
+        outcomes = _run_merged(backend, settings, repeats, seeds[b], b)
         local = np.repeat(np.arange(stop - first, dtype=np.int64), repeats)
         # Local indices become plan indices: the store shifts them past the settings it holds.
         data = ShadowData(settings[local], outcomes.astype(np.uint8), local)
@@ -200,6 +196,67 @@ def acquire(
         if progress is not None:
             progress(stop, scheme.n_settings)
     return store
+
+
+def _run_merged(backend: Backend, settings: np.ndarray, repeats: np.ndarray, seed: int, batch: int) -> np.ndarray:
+    """Run a batch with identical settings merged into one job of their summed shots.
+
+    Shots of one setting are exchangeable, so handing the merged job's shots back to the
+    identical rows in order changes no distribution; it saves jobs (a random plan on few qubits
+    repeats settings often).
+    """
+    unique, first, inverse = np.unique(settings, axis=0, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    # Keep plan order among the distinct settings, so a batch without duplicates runs as given.
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    distinct = unique[order]
+    totals = np.bincount(rank[inverse], weights=repeats, minlength=order.size).astype(np.int64)
+    merged = np.asarray(backend.run_batch(distinct, totals, seed))
+    expected = (int(totals.sum()), settings.shape[1])
+    if merged.shape != expected:
+        raise ShadowlabError(f"back end {backend.name} returned outcomes of shape {merged.shape} for batch {batch}, "
+                             f"expected {expected}")
+    if distinct.shape[0] == settings.shape[0]:
+        return merged
+    starts = np.concatenate([[0], np.cumsum(totals)[:-1]])
+    taken = np.zeros(order.size, dtype=np.int64)
+    rows = np.empty(int(repeats.sum()), dtype=np.int64)
+    pos = 0
+    for g in range(settings.shape[0]):
+        u, r = rank[inverse[g]], int(repeats[g])
+        rows[pos:pos + r] = np.arange(starts[u] + taken[u], starts[u] + taken[u] + r)
+        taken[u] += r
+        pos += r
+    return merged[rows]
+
+
+def qiskit_noise_model(spec: dict[str, float]) -> Any:
+    """A Qiskit Aer ``NoiseModel`` from ``{'depolarizing': p, 'readout': q}``.
+
+    ``depolarizing``: a depolarizing channel of probability ``p`` after every one-qubit gate and a
+    two-qubit one after every two-qubit gate; ``readout``: each measured bit flips with
+    probability ``q``.
+    """
+    try:
+        from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+    except ImportError:
+        raise ShadowlabError("the qiskit-aer back end needs the 'qiskit' extra: pip install 'shadowlab[qiskit]'"
+                             ) from None
+    unknown = set(spec) - {"depolarizing", "readout"}
+    if unknown:
+        raise ShadowlabError(f"unknown noise {', '.join(sorted(unknown))}; expected depolarizing and/or readout")
+    model = NoiseModel()
+    p = spec.get("depolarizing", 0.0)
+    if p > 0:
+        model.add_all_qubit_quantum_error(depolarizing_error(p, 1), ["h", "s", "sdg", "x", "y", "z", "sx", "rz",
+                                                                     "u", "u1", "u2", "u3", "p", "rx", "ry"])
+        model.add_all_qubit_quantum_error(depolarizing_error(p, 2), ["cx", "cz", "swap", "ecr"])
+    q = spec.get("readout", 0.0)
+    if q > 0:
+        model.add_all_qubit_readout_error(ReadoutError([[1 - q, q], [q, 1 - q]]))
+    return model
 
 
 def _batches_done(store: ShadowStore, batches: list[tuple[int, int]]) -> int:

@@ -1,0 +1,310 @@
+"""Tests of the Qiskit back end (shadowlab.acquire.qiskit_backend): bit order, GHZ estimates from
+three kinds of input, saved results, seeding, noise pass-through and bad inputs."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import stim
+
+from shadowlab.acquire.simulate import PreparedState, prepare_state
+from shadowlab.acquire.statevector import exact_pauli_expectations
+from shadowlab.errors import InputFormatError, ShadowlabError, StateError
+from shadowlab.plan.scheme import Scheme, uniform_scheme
+
+pytest.importorskip("qiskit")
+pytest.importorskip("qiskit_aer")
+
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import Statevector
+
+from shadowlab.acquire.qiskit_backend import (
+    QiskitAerBackend,
+    setting_circuits_qiskit,
+    state_circuit_qiskit,
+)
+from shadowlab.acquire.result_files import read_qiskit_results
+from shadowlab.data.dataset import ShadowData
+from shadowlab.estimate.pauli import estimate_paulis
+from shadowlab.paulis import PauliSum
+
+GHZ_QASM2 = """OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[4];
+creg c[4];
+h q[0];
+cx q[0], q[1];
+cx q[1], q[2];
+cx q[2], q[3];
+measure q -> c;
+"""
+
+GHZ_QASM3 = """OPENQASM 3.0;
+include "stdgates.inc";
+qubit[4] q;
+bit[4] c;
+h q[0];
+cx q[0], q[1];
+cx q[1], q[2];
+cx q[2], q[3];
+c = measure q;
+"""
+
+OBSERVABLES = ["ZZII", "XXXX", "YYXX", "ZIIZ", "XIII", "YYYY", "XYXY", "IZZI", "ZZZZ", "IIYI", "XXII"]
+
+# Product state |1> |-i> |+> |0> |->: measured in Z Y X Z X every qubit is deterministic and the
+# outcome pattern 1 1 0 0 1 is not a palindrome, so a reversed qubit order would show.
+PRODUCT = "product:1l+0-"
+PRODUCT_SETTING = "ZYXZX"
+PRODUCT_OUTCOME = [1, 1, 0, 0, 1]
+
+
+def product_circuit() -> QuantumCircuit:
+    qc = QuantumCircuit(5)
+    qc.x(0)
+    qc.h(1)
+    qc.sdg(1)  # Sdg |+> = |-i>
+    qc.h(2)
+    qc.x(4)
+    qc.h(4)  # H |1> = |->
+    return qc
+
+
+def product_stim() -> PreparedState:
+    return PreparedState("stim product", 5, circuit=stim.Circuit("X 0\nH 1\nS_DAG 1\nH 2\nX 4\nH 4"))
+
+
+@pytest.fixture(scope="module")
+def ghz_scheme() -> Scheme:
+    return uniform_scheme(4, 300, np.random.default_rng(2024), repeats=10)
+
+
+def check_ghz(scheme: Scheme, outcomes: np.ndarray) -> None:
+    assert outcomes.shape == (scheme.n_snapshots, 4) and outcomes.dtype == np.uint8
+    data = ShadowData.from_settings(scheme.settings, scheme.repeats, outcomes)
+    observables = PauliSum.from_labels(OBSERVABLES)
+    result = estimate_paulis(data, observables)
+    exact = exact_pauli_expectations(prepare_state("ghz:4", simulator="statevector").statevector, observables)
+    assert np.all(result.stderr > 0)
+    assert np.all(np.abs(result.estimate - exact) <= 5 * result.stderr), (result.estimate, exact, result.stderr)
+
+
+def parity_expectation(outcomes: np.ndarray) -> float:
+    """Mean eigenvalue of the measured Pauli string (product of the per-qubit +-1)."""
+    return float(np.mean(1 - 2 * (outcomes.astype(np.int64).sum(axis=1) % 2)))
+
+
+# ------------------------------------------------------------------------------------------ bit order
+
+
+@pytest.mark.parametrize("source", ["prepared", "circuit", "stim", "qasm"])
+def test_product_state_bit_order(source: str, tmp_path: Path) -> None:
+    if source == "prepared":
+        state = prepare_state(PRODUCT)
+    elif source == "circuit":
+        state = product_circuit()
+    elif source == "stim":
+        state = product_stim()
+    else:
+        path = tmp_path / "product.qasm"
+        path.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[5];\nx q[0];\nh q[1];\nsdg q[1];\nh q[2];\n'
+                        "x q[4];\nh q[4];\n")
+        state = path
+    backend = QiskitAerBackend(state)
+    scheme = Scheme.from_labels([PRODUCT_SETTING, "ZZZZZ", PRODUCT_SETTING], repeats=[7, 4, 5])
+    out = backend.run_batch(scheme.settings, scheme.repeats, seed=3)
+    assert out.shape == (16, 5)
+    assert np.array_equal(out[:7], np.tile(PRODUCT_OUTCOME, (7, 1)))
+    assert np.array_equal(out[11:], np.tile(PRODUCT_OUTCOME, (5, 1)))
+    # Z basis: qubit 0 is |1>, qubit 3 is |0>; the others are random.
+    assert np.all(out[7:11, 0] == 1) and np.all(out[7:11, 3] == 0)
+
+
+@pytest.mark.parametrize("spec", ["random:3", "tfim:4", "w:3"])
+def test_statevector_preparation_keeps_qubit_order(spec: str) -> None:
+    state = prepare_state(spec, seed=5)
+    qc = state_circuit_qiskit(state)
+    n = state.n_qubits
+    little = Statevector(qc).data
+    ours = little.reshape((2,) * n).transpose(tuple(range(n))[::-1]).ravel()
+    assert abs(np.vdot(state.statevector, ours)) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_stim_translation_all_gates() -> None:
+    text = ("H 0 1 2\nS 0\nSQRT_Y 1\nH_YZ 2\nC_XYZ 0\nCX 0 1\nXCZ 1 2\nCY 2 0\nISWAP 0 2\nSQRT_XX 1 2\n"
+            "SWAP 0 1\nS_DAG 2\nSQRT_X_DAG 1\nREPEAT 2 {\n  CZ 0 2\n  SQRT_X 0\n}\nTICK\n")
+    circuit = stim.Circuit(text)
+    qc = state_circuit_qiskit(PreparedState("mix", 3, circuit=circuit))
+    little = Statevector(qc).data
+    expected = stim.TableauSimulator()
+    expected.do(circuit)
+    ref = expected.state_vector(endian="little").astype(np.complex128)
+    assert abs(np.vdot(ref, little)) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_stim_noise_refused() -> None:
+    with pytest.raises(ShadowlabError, match="noise"):
+        state_circuit_qiskit(PreparedState("noisy", 2, circuit=stim.Circuit("H 0\nDEPOLARIZE1(0.1) 0\nCX 0 1")))
+
+
+# ------------------------------------------------------------------------------------------ GHZ
+
+
+def test_ghz_prepared_state(ghz_scheme: Scheme, tmp_path: Path) -> None:
+    backend = QiskitAerBackend(prepare_state("ghz:4"))
+    saved = tmp_path / "ghz.json"
+    out = backend.run_batch(ghz_scheme.settings, ghz_scheme.repeats, seed=11, save_to=saved)
+    check_ghz(ghz_scheme, out)
+    assert np.array_equal(read_qiskit_results(saved, ghz_scheme), out)
+    with pytest.raises(ShadowlabError, match="already exists"):
+        backend.run_batch(ghz_scheme.settings, ghz_scheme.repeats, seed=11, save_to=saved)
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_ghz_qasm_file(ghz_scheme: Scheme, tmp_path: Path, version: int) -> None:
+    path = tmp_path / f"ghz{version}.qasm"
+    path.write_text(GHZ_QASM2 if version == 2 else GHZ_QASM3)
+    backend = QiskitAerBackend(path)
+    assert backend.n_qubits == 4 and backend.describe()["state"] == str(path)
+    check_ghz(ghz_scheme, backend.run_batch(ghz_scheme.settings, ghz_scheme.repeats, seed=12))
+
+
+def test_ghz_native_circuit(ghz_scheme: Scheme) -> None:
+    qc = QuantumCircuit(4, 4)
+    qc.h(0)
+    for q in range(3):
+        qc.cx(q, q + 1)
+    qc.measure(range(4), range(4))
+    check_ghz(ghz_scheme, QiskitAerBackend(qc).run_batch(ghz_scheme.settings, ghz_scheme.repeats, seed=13))
+
+
+# ------------------------------------------------------------------------------------------ seeding
+
+
+def test_seeded_reproducibility() -> None:
+    scheme = Scheme.from_labels(["XXXX", "YZXY", "XXXX", "ZZYX"], repeats=[30, 10, 30, 20])
+    backend = QiskitAerBackend("ghz:4")
+    a = backend.run_batch(scheme.settings, scheme.repeats, seed=7)
+    b = backend.run_batch(scheme.settings, scheme.repeats, seed=7)
+    again = QiskitAerBackend("ghz:4").run_batch(scheme.settings, scheme.repeats, seed=7)
+    assert np.array_equal(a, b) and np.array_equal(a, again)
+    assert not np.array_equal(a, backend.run_batch(scheme.settings, scheme.repeats, seed=8))
+    offset = QiskitAerBackend("ghz:4", seed_offset=1).run_batch(scheme.settings, scheme.repeats, seed=7)
+    assert not np.array_equal(a, offset)
+    # Two settings with the same repeat count run in one sampler call with their own streams.
+    assert not np.array_equal(a[:30], a[40:70])
+    # GHZ in XXXX: even parity in every shot.
+    assert np.all(a[:30].sum(axis=1) % 2 == 0) and np.all(a[40:70].sum(axis=1) % 2 == 0)
+
+
+# ------------------------------------------------------------------------------------------ noise
+
+
+def test_noise_model_passes_through() -> None:
+    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
+
+    noise = NoiseModel()
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.1, 1), ["h", "sdg"])
+    noise.add_all_qubit_quantum_error(depolarizing_error(0.1, 2), ["cx"])
+    noise.add_all_qubit_readout_error(ReadoutError([[0.95, 0.05], [0.05, 0.95]]))
+    scheme = Scheme.from_labels(["XXXX"], repeats=[4000])
+    ideal = QiskitAerBackend("ghz:4").run_batch(scheme.settings, scheme.repeats, seed=1)
+    noisy_backend = QiskitAerBackend("ghz:4", noise_model=noise)
+    noisy = noisy_backend.run_batch(scheme.settings, scheme.repeats, seed=1)
+    ideal_value = parity_expectation(ideal)
+    noisy_value = parity_expectation(noisy)
+    se = np.sqrt((1 - noisy_value**2) / (scheme.n_snapshots - 1))
+    assert ideal_value == 1.0
+    assert noisy_value < 1 - 10 * se and noisy_value < 0.8
+    summary = noisy_backend.describe()["noise_model"]
+    assert "cx" in summary["noise_instructions"] and "measure" in summary["noise_instructions"]
+    assert QiskitAerBackend("ghz:4").describe()["noise_model"] is None
+
+
+# ------------------------------------------------------------------------------------------ circuits
+
+
+def test_setting_circuits_names_rotations_and_measurements() -> None:
+    circuits = setting_circuits_qiskit("ghz:3", np.array([[0, 1, 2], [2, 2, 2]], dtype=np.uint8), first_index=5)
+    assert [c.name for c in circuits] == ["shadowlab_5_XYZ", "shadowlab_6_ZZZ"]
+    assert circuits[0].metadata == {"shadowlab_index": 5, "shadowlab_setting": "XYZ"}
+    first = circuits[0]
+    after_barrier = [i for i, inst in enumerate(first.data) if inst.operation.name == "barrier"][-1]
+    ops = [(inst.operation.name, [first.find_bit(q).index for q in inst.qubits],
+            [first.find_bit(c).index for c in inst.clbits]) for inst in first.data[after_barrier + 1:]]
+    assert ("sdg", [1], []) in ops and ("h", [0], []) in ops and ("h", [1], []) in ops
+    assert ops.index(("sdg", [1], [])) < ops.index(("h", [1], []))
+    assert not any(name in ("h", "sdg") and q == [2] for name, q, _ in ops)
+    assert sorted((q[0], c[0]) for name, q, c in ops if name == "measure") == [(0, 0), (1, 1), (2, 2)]
+    assert first.cregs[0].name == "meas" and first.num_clbits == 3
+
+
+def test_terminal_measurements_stripped_mid_circuit_refused() -> None:
+    qc = QuantumCircuit(2, 2)
+    qc.h(0)
+    qc.measure(0, 0)
+    qc.cx(0, 1)
+    with pytest.raises(StateError, match="mid-circuit"):
+        state_circuit_qiskit(qc)
+    reset = QuantumCircuit(1)
+    reset.h(0)
+    reset.reset(0)
+    with pytest.raises(StateError, match="reset"):
+        state_circuit_qiskit(reset)
+    ok = QuantumCircuit(2, 2)
+    ok.h(0)
+    ok.measure([0, 1], [0, 1])
+    stripped = state_circuit_qiskit(ok)
+    assert stripped.num_clbits == 0 and [i.operation.name for i in stripped.data] == ["h"]
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.qasm"
+    bad.write_text("qreg q[2];\nh q[0];\n")
+    with pytest.raises(InputFormatError, match=r"bad\.qasm.*OPENQASM"):
+        QiskitAerBackend(bad)
+    broken = tmp_path / "broken.qasm"
+    broken.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nfoo q[0];\n')
+    with pytest.raises(InputFormatError, match=r"broken\.qasm"):
+        state_circuit_qiskit(broken)
+    with pytest.raises(ShadowlabError, match="no such"):
+        state_circuit_qiskit(tmp_path / "missing.qasm")
+    backend = QiskitAerBackend("ghz:3")
+    with pytest.raises(ShadowlabError, match=r"\(n_settings, 3\)"):
+        backend.run_batch(np.zeros((2, 4), dtype=np.uint8), np.array([1, 1]), seed=0)
+    with pytest.raises(ShadowlabError, match="repeats"):
+        backend.run_batch(np.zeros((2, 3), dtype=np.uint8), np.array([1, 0]), seed=0)
+    with pytest.raises(ShadowlabError, match="seed"):
+        backend.run_batch(np.zeros((1, 3), dtype=np.uint8), np.array([1]), seed=-1)
+    with pytest.raises(ShadowlabError, match="NoiseModel"):
+        QiskitAerBackend("ghz:3", noise_model={"depolarizing": 0.1})
+
+
+def test_describe_is_json() -> None:
+    import json
+
+    info = QiskitAerBackend("ghz:2").describe()
+    assert json.loads(json.dumps(info)) == info
+    assert info["backend"] == "qiskit-aer" and info["qiskit_version"] and info["qiskit_aer_version"]
+
+
+# ------------------------------------------------------------------------------------------ extras
+
+
+def test_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "qiskit_aer", None)
+    with pytest.raises(ShadowlabError, match=r"'qiskit' extra: pip install 'shadowlab\[qiskit\]'"):
+        QiskitAerBackend("ghz:2")
+
+
+def test_module_imports_without_qiskit(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("qiskit", "qiskit_aer"):
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.delitem(sys.modules, "shadowlab.acquire.qiskit_backend")
+    module = importlib.import_module("shadowlab.acquire.qiskit_backend")
+    with pytest.raises(ShadowlabError, match="'qiskit' extra"):
+        module.state_circuit_qiskit("ghz:2")
