@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -43,7 +44,8 @@ def _user_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ShadowlabError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+            # Escaped: messages carry brackets ("pip install 'shadowlab[qiskit]'") that are not markup.
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
         except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             err.print(f"[bold red]error:[/] {exc.filename or ''}: {exc.strerror}", highlight=False, soft_wrap=True)
@@ -199,18 +201,17 @@ def plan(
 
 def _read_planning_observables(path: Path, fmt: str | None, n_qubits: int | None) -> tuple[Any, Any]:
     """Observables and their derandomization weights (reference files may carry a trailing weight)."""
-    from shadowlab.observables import read_observables, read_reference_observables
+    from shadowlab.observables import detect_observable_format, read_observables, read_reference_observables
 
-    if fmt in (None, "reference"):
-        try:
-            obs, weights = read_reference_observables(path)
-            if n_qubits is not None:
-                obs.check_n_qubits(n_qubits)
-            return obs, weights
-        except ShadowlabError:
-            if fmt == "reference":
-                raise
-    return read_observables(path, fmt, n_qubits=n_qubits), None
+    fmt = detect_observable_format(path) if fmt is None else fmt
+    weights = None
+    if fmt == "reference":
+        obs, weights = read_reference_observables(path)
+    else:
+        obs = read_observables(path, fmt, n_qubits=n_qubits)
+    if n_qubits is not None and obs.n_qubits != n_qubits:
+        raise ShadowlabError(f"{path}: the observables are on {obs.n_qubits} qubits but --qubits is {n_qubits}")
+    return obs, weights
 
 
 @app.command()
@@ -294,6 +295,49 @@ def _settings_progress(total: int, what: str, *, quiet: bool) -> Iterator[Callab
         yield report
 
 
+@app.command()
+@_user_errors
+def energy(
+    hamiltonian: Annotated[Path, typer.Argument(help="Hamiltonian file, or a molecule folder of "
+                                                     "shared/data/molecules (with --encoding).")],
+    encoding: Annotated[str, typer.Option(help="Molecule folders: jw, parity or bk.")] = "jw",
+    scheme: Annotated[list[str] | None, typer.Option(help="uniform, biased, derandomized (repeat the option; "
+                                                          "default: all three).")] = None,
+    snapshots: Annotated[int, typer.Option("--snapshots", "-n", help="Snapshots per run (the budget).")] = 1000,
+    seeds: Annotated[int, typer.Option(help="Independent runs per scheme.")] = 1,
+    seed: Annotated[int, typer.Option(help="First seed.")] = 0,
+    level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every run as JSON.")] = False,
+) -> None:
+    """Estimate a molecular energy from shadows of its exact ground state under each scheme."""
+    from shadowlab.energy import ENERGY_SCHEMES, exact_ground_state, read_hamiltonian, run_energy, summarize
+
+    schemes = tuple(scheme) if scheme else ENERGY_SCHEMES
+    h, name = read_hamiltonian(hamiltonian, encoding)
+    exact, state = exact_ground_state(h)
+    runs = run_energy(h, state, exact, schemes=schemes, snapshots=snapshots, seeds=seeds, seed=seed, level=level)
+    if as_json:
+        out.print_json(json.dumps({"hamiltonian": name, "n_qubits": h.n_qubits, "terms": len(h), "exact": exact,
+                                   "runs": [r.as_dict() for r in runs], "summary": summarize(runs)}, default=float))
+        return
+    pct = f"{100 * level:g}%"
+    table = Table(title=f"{name}: {h.n_qubits} qubits, {len(h)} terms, exact ground energy {exact:.8f} Ha, "
+                        f"{snapshots:,} snapshots x {seeds} seed(s)")
+    for col in ("scheme", "estimate (Ha)" if seeds == 1 else "mean |error| (Ha)", "std. error" if seeds == 1
+                else "s.e. of mean", f"{pct} coverage" if seeds > 1 else f"{pct} interval", "time / run"):
+        table.add_column(col, justify="left" if col == "scheme" else "right")
+    for row in summarize(runs):
+        mine = [r for r in runs if r.scheme == row["scheme"]]
+        if seeds == 1:
+            r = mine[0]
+            table.add_row(r.scheme, f"{r.estimate:.6f} (error {r.error:.4f})", f"{r.stderr:.4f}",
+                          f"[{r.ci_low:.4f}, {r.ci_high:.4f}]", f"{r.seconds:.2f} s")
+        else:
+            table.add_row(str(row["scheme"]), f"{row['mean_abs_error']:.4f}", f"{row['mae_stderr']:.4f}",
+                          f"{row['coverage']:.0%}", f"{row['seconds_per_run']:.2f} s")
+    out.print(table)
+
+
 @app.command("import")
 @_user_errors
 def import_(
@@ -301,15 +345,27 @@ def import_(
                                                        "'bits.npy recipes.npy', Huang et al. text, or .npz of "
                                                        "bases/outcomes.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Store to create (a .zarr directory).")],
-    fmt: Annotated[str | None, typer.Option("--format", help="pennylane, huang or npz (default: detect).")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="pennylane, huang or npz (default: detect); with "
+                                                             "--plan: qiskit or braket (default: detect).")] = None,
+    plan_file: Annotated[Path | None, typer.Option("--plan", help="Scheme the results were measured with: the "
+                                                                  "sources are then SDK result files (Qiskit "
+                                                                  "JSON, or Braket task results: files or a "
+                                                                  "directory).")] = None,
     chunk_snapshots: Annotated[int, typer.Option(help="Snapshots per on-disk chunk (multiple of 64).")] = 65536,
     force: ForceOpt = False,
 ) -> None:
-    """Import snapshots from another format into a shadow store."""
+    """Import snapshots, or SDK result files of a plan, into a shadow store."""
     from shadowlab.atomic import check_can_write
     from shadowlab.data.formats import read_snapshots
     from shadowlab.data.store import write_store
 
+    if plan_file is not None:
+        data = _import_results(sources, plan_file, fmt)
+        check_can_write(output, force=force)
+        write_store(data, output, force=force, chunk_snapshots=chunk_snapshots, provenance=data.metadata)
+        err.print(f"imported {data.n_snapshots:,} snapshots of {data.n_qubits} qubits ({fmt or 'detected'} results "
+                  f"of {plan_file}) into {output}")
+        return
     if len(sources) > 2:
         raise ShadowlabError(f"import takes one snapshot file, or two .npy files (bits, recipes); got {len(sources)}")
     check_can_write(output, force=force)
@@ -317,6 +373,84 @@ def import_(
                           "pennylane" if len(sources) == 2 and fmt is None else fmt)
     write_store(data, output, force=force, chunk_snapshots=chunk_snapshots, provenance=data.metadata)
     err.print(f"imported {data.n_snapshots:,} snapshots of {data.n_qubits} qubits into {output}")
+
+
+def _import_results(sources: list[Path], plan_file: Path, fmt: str | None) -> Any:
+    """Outcomes of a plan from Qiskit or Braket result files, as a data set recording the plan."""
+    from shadowlab.acquire.result_files import read_braket_results, read_qiskit_results
+    from shadowlab.data.dataset import ShadowData
+    from shadowlab.plan.scheme import read_scheme
+
+    scheme = read_scheme(plan_file)
+    if fmt is None:
+        fmt = _detect_result_format(sources)
+    if fmt == "qiskit":
+        if len(sources) != 1:
+            raise ShadowlabError(f"Qiskit results of a plan come in one JSON file; got {len(sources)} paths")
+        outcomes = read_qiskit_results(sources[0], scheme)
+    elif fmt == "braket":
+        outcomes = read_braket_results(sources[0] if len(sources) == 1 else sources, scheme)
+    else:
+        raise ShadowlabError(f"--format with --plan must be qiskit or braket, got {fmt!r}")
+    index = scheme.snapshot_settings()
+    meta = {"source": f"{fmt} results", "files": [str(p) for p in sources], "scheme": scheme.record()}
+    return ShadowData(scheme.settings[index], outcomes, index, meta)
+
+
+def _detect_result_format(sources: list[Path]) -> str:
+    """``braket`` for directories or JSON carrying Braket's schema header, else ``qiskit``."""
+    first = sources[0]
+    if first.is_dir():
+        return "braket"
+    if not first.is_file():
+        raise ShadowlabError(f"{first}: no such result file")
+    head = first.read_text(encoding="utf-8", errors="replace")[:4096]
+    return "braket" if "braketSchemaHeader" in head else "qiskit"
+
+
+@app.command()
+@_user_errors
+def circuits(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="Scheme file from 'shadowlab plan'.")],
+    state: Annotated[str, typer.Option(help="State: built-in spec or an OpenQASM 2/3 file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to create, one OpenQASM 3 file "
+                                                                "per setting.")],
+    sdk: Annotated[str, typer.Option(help="qiskit or braket: whose OpenQASM 3 dialect to write.")] = "qiskit",
+    force: ForceOpt = False,
+) -> None:
+    """Write the circuit of every setting (state preparation, basis rotations, measurement) as OpenQASM 3."""
+    from shadowlab.atomic import atomic_path, check_can_write
+    from shadowlab.plan.scheme import read_scheme
+
+    check_can_write(output, force=force)
+    scheme = read_scheme(plan_file)
+    labels = scheme.labels()
+    if sdk == "qiskit":
+        from qiskit import qasm3  # the extra is checked by state_circuit_qiskit first
+
+        from shadowlab.acquire.qiskit_backend import setting_circuits_qiskit, state_circuit_qiskit
+
+        prep = state_circuit_qiskit(state)
+        texts = [qasm3.dumps(c) for c in setting_circuits_qiskit(prep, scheme.settings)]
+    elif sdk == "braket":
+        from shadowlab.acquire.braket_backend import setting_circuits_braket, state_circuit_braket
+
+        prep = state_circuit_braket(state)
+        texts = [c.to_ir("OPENQASM").source for c in setting_circuits_braket(prep, scheme.settings)]
+    else:
+        raise ShadowlabError(f"--sdk must be qiskit or braket, got {sdk!r}")
+    n_state = prep.num_qubits if sdk == "qiskit" else prep.qubit_count
+    if n_state != scheme.n_qubits:
+        raise ShadowlabError(f"the plan has {scheme.n_qubits} qubits but the state has {n_state}")
+    with atomic_path(output, force=force) as tmp:
+        tmp.mkdir()
+        width = len(str(scheme.n_settings - 1))
+        for g, (label, text) in enumerate(zip(labels, texts, strict=True)):
+            (tmp / f"setting_{g:0{width}d}_{label}.qasm").write_text(text, encoding="utf-8")
+        (tmp / "shots.txt").write_text("".join(f"setting_{g:0{width}d}_{label}.qasm {int(r)}\n"
+                                               for g, (label, r) in enumerate(zip(labels, scheme.repeats,
+                                                                                  strict=True))))
+    err.print(f"wrote {scheme.n_settings:,} circuits ({sdk} OpenQASM 3) and shots.txt to {output}")
 
 
 @app.command()
