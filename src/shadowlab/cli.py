@@ -483,7 +483,15 @@ def info(
 
     source = open_source(store)
     if isinstance(source, ShadowStore):
+        from shadowlab.acquire.run import acquisition_status
+
         summary = source.summary()
+        status = acquisition_status(source)
+        if status is not None:
+            summary["acquisition"] = (f"{status['snapshots_done']:,} of {status['snapshots_total']:,} snapshots, "
+                                      f"{status['settings_done']:,} of {status['settings_total']:,} settings"
+                                      + ("" if status["complete"] else " (incomplete: rerun the same 'acquire' "
+                                                                       "command to resume)"))
     else:
         import numpy as np
 

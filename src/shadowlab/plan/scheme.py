@@ -154,7 +154,9 @@ class Scheme:
             "kind": self.kind,
             "n_settings": self.n_settings,
             "n_snapshots": self.n_snapshots,
-            "probabilities": None if self.probabilities is None else self.probabilities.tolist(),
+            # Uniform is the estimators' default; only non-uniform probabilities need recording.
+            "probabilities": None if self.probabilities is None or self.kind == "uniform"
+            else self.probabilities.tolist(),
             "sha256": self.digest(),
             **({"info": self.info} if self.info else {}),
         }
