@@ -137,3 +137,35 @@ def test_sigkill_and_resume_gives_the_uninterrupted_data_set(tmp_path: Path) -> 
     assert resumed.load().equals(reference.load())
     batches = [b["provenance"]["batch"] for b in resumed.metadata["batches"]]
     assert batches == list(range(len(batches)))
+
+
+class _Recording:
+    """A back end that records the jobs it is given and answers deterministically per setting."""
+
+    name = "recording"
+    n_qubits = 2
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[list[str], list[int]]] = []
+
+    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int) -> np.ndarray:
+        self.jobs.append((["".join("XYZ"[c] for c in row) for row in settings], repeats.tolist()))
+        # Outcome row = (setting's first letter is Z, shot number within the job mod 2): traceable rows.
+        rows = [[int(row[0] == 2), k % 2] for row, r in zip(settings, repeats, strict=True) for k in range(int(r))]
+        return np.array(rows, dtype=np.uint8)
+
+    def describe(self) -> dict:
+        return {"backend": self.name, "state": "test"}
+
+
+def test_identical_settings_in_a_batch_run_as_one_job(tmp_path: Path) -> None:
+    scheme = Scheme.from_labels(["ZZ", "XX", "ZZ", "YX"], repeats=[2, 3, 4, 1])
+    backend = _Recording()
+    data = acquire(scheme, backend, tmp_path / "s.zarr", batch_snapshots=100).load()
+    assert backend.jobs == [(["ZZ", "XX", "YX"], [6, 3, 1])]
+    # Every snapshot got an outcome of its own setting (first bit = its first letter is Z).
+    assert np.array_equal(data.outcomes[:, 0], data.bases[:, 0] == 2)
+    assert np.array_equal(data.settings, [0, 0, 1, 1, 1, 2, 2, 2, 2, 3])
+    # The merged job's 6 ZZ shots were handed out in order: 2 to setting 0, 4 to setting 2.
+    zz = data.outcomes[data.bases[:, 0] == 2, 1]
+    assert zz.tolist() == [0, 1, 0, 1, 0, 1]
