@@ -201,3 +201,194 @@ def two_point_counts(planes, lo, hi, match_out, odd_out):
                         acc = pa & planes[b, j, w]
                         match_out[i, j, a, b] += np.int64(_popcount(acc))
                         odd_out[i, j, a, b] += np.int64(_popcount(acc & par))
+
+
+# =============================================================================================
+# Derandomized classical shadows (used by :mod:`shadowlab.plan.derandomize`)
+# =============================================================================================
+#
+# The greedy rule and its conventions are documented in shadowlab.plan.derandomize. The
+# kernel below works on the *difference* form of the cost: at qubit q, choosing letter b
+# changes the cost sum only through the observables l that are unfinished, have not
+# conflicted yet in this setting and touch q. With A_l = exp(-(eta/2) h_l / w_l) and
+# T_l(m) = (1 - nu 3^-m)^(1/w_l),
+#
+#     cost(b) = const - G_b,   G_b = sum over those l with letter b at q of A_l (1 - T_l(m_l - 1)),
+#
+# (m_l counts q as unassigned), so argmin cost = argmax G (first of X, Y, Z on ties).
+# Terms are stored pre-multiplied, scaled[goff[l] + j] = exp(log A_l - ref) (1 - T_l(j)),
+# with one reference exponent ``ref`` per run (lowered when every unfinished observable has
+# fallen far below it). When the largest G_b is below _DERAND_FAST_MIN, some terms may have
+# underflowed, and the choice is recomputed in the log domain, shifting each letter's
+# exponents by their own maximum, so that tiny weights or many hits cannot make the three
+# choices tie spuriously.
+
+_DERAND_DONE = np.iinfo(np.int64).max
+# Above this, terms that underflowed (each < 2.3e-308) change G by far less than rounding.
+_DERAND_FAST_MIN = 1e-250
+# Rescale every stored term when all unfinished observables are this far below ``ref``.
+_DERAND_RESCALE = 200.0
+# Tie tolerance: summing n_act positive terms in some order has a relative rounding error
+# below (n_act - 1) * eps. Choices whose G is within (n_act + _DERAND_TIE_SLACK) * eps of the
+# largest count as tied and the first of X, Y, Z is taken, so that exact ties (common:
+# symmetric observables with equal histories, whose equal terms are summed in different
+# orders) follow the rule's tie order rather than rounding noise. Larger differences decide.
+_DERAND_EPS = np.finfo(np.float64).eps
+_DERAND_TIE_SLACK = 8.0
+
+
+@njit(cache=True)
+def _derand_store_terms(obs, log_a, ref, goff, k, g_lin, scaled):
+    """``scaled[goff[obs] + j] = exp(log_a[obs] - ref) * g_lin[goff[obs] + j]`` for ``j < k[obs]``."""
+    f = np.exp(log_a[obs] - ref)
+    o = goff[obs]
+    for j in range(k[obs]):
+        scaled[o + j] = f * g_lin[o + j]
+
+
+@njit(cache=True)
+def _derand_log_choice(adj_ptr, q, adj_obs, dead, s, cursor, g_log, log_a, n_act):
+    """Letter (0/1/2) maximizing ``log G_b`` at qubit ``q``, computed in the log domain."""
+    vals = np.full(3, -np.inf)
+    for c in range(3):
+        lo = adj_ptr[3 * q + c]
+        hi = adj_ptr[3 * q + c + 1]
+        mx = -np.inf
+        for e in range(lo, hi):
+            obs = adj_obs[e]
+            if dead[obs] < s:
+                mx = max(mx, log_a[obs] + g_log[cursor[obs]])
+        if mx == -np.inf:
+            continue
+        acc = 0.0
+        for e in range(lo, hi):
+            obs = adj_obs[e]
+            if dead[obs] < s:
+                acc += np.exp(log_a[obs] + g_log[cursor[obs]] - mx)
+        vals[c] = mx + np.log(acc)
+    top = vals.max()
+    # Ties up to rounding (relative, so absolute in the log domain; the exponents themselves
+    # carry an absolute error of a few ulps of their magnitude): take the first.
+    floor_ = top - (n_act + _DERAND_TIE_SLACK + 4.0 * abs(top)) * _DERAND_EPS
+    for c in range(3):
+        if vals[c] >= floor_:
+            return c
+    return 0
+
+
+@njit(cache=True)
+def _derand_sum(lo, hi, adj_obs, dead, s, cursor, scaled):
+    """Sum of ``scaled[cursor[l]]`` over the observables ``l`` of entries ``[lo, hi)`` active in ``s``."""
+    g = 0.0
+    n_act = 0
+    for e in range(lo, hi):
+        obs = adj_obs[e]
+        if dead[obs] < s:
+            g += scaled[cursor[obs]]
+            n_act += 1
+    return g, n_act
+
+
+@njit(cache=True)
+def derandomize_chunk(adj_ptr, adj_obs, k, goff, g_lin, g_log, weight, half_eta, target, hits, log_a,
+                      scaled, dead, cursor, unfinished, istate, fstate, first_setting, out):
+    """Build up to ``out.shape[0]`` derandomized settings; return how many were built.
+
+    State arrays are updated in place so that a run can continue with another call:
+
+    * ``adj_ptr`` ``(3n+1,)``, ``adj_obs``: CSR adjacency over slots ``3 q + c``: the observables
+      with letter ``c`` on qubit ``q``, in input order (compacted in place as observables finish);
+    * ``k``, ``goff``: weight of each observable and offset of its ``k`` entries in ``g_lin``
+      (``1 - T_l(j)``), ``g_log`` (its log) and ``scaled`` (times ``exp(log_a - ref)``);
+    * ``weight``, ``target``, ``hits``, ``log_a`` (``-(eta/2) hits / weight``);
+    * ``dead[l]``: ``>= s`` means skip observable ``l`` in setting ``s`` (it conflicted in ``s``,
+      or is done: :data:`_DERAND_DONE`); ``cursor[l] = goff[l] + m_l - 1`` with ``m_l`` the
+      qubits of ``l`` not yet assigned (the table entry used if the next one matches);
+    * ``unfinished[:istate[0]]``: the observables not yet at their target;
+      ``istate[1]``: adjacency entries of finished observables, ``istate[2]``: adjacency length;
+      ``fstate[0]``: the reference exponent ``ref``.
+
+    Setting ``t`` of this call is global setting ``first_setting + t`` and is written to
+    ``out[t]`` (basis codes 0/1/2). Stops early when every observable is done.
+    """
+    n_q = out.shape[1]
+    made = 0
+    for t in range(out.shape[0]):
+        if istate[0] == 0:
+            break
+        s = first_setting + t
+        for q in range(n_q):
+            b0 = 3 * q
+            gx, nx = _derand_sum(adj_ptr[b0], adj_ptr[b0 + 1], adj_obs, dead, s, cursor, scaled)
+            gy, ny = _derand_sum(adj_ptr[b0 + 1], adj_ptr[b0 + 2], adj_obs, dead, s, cursor, scaled)
+            gz, nz = _derand_sum(adj_ptr[b0 + 2], adj_ptr[b0 + 3], adj_obs, dead, s, cursor, scaled)
+            n_act = nx + ny + nz
+            best = 0
+            if n_act > 0:
+                gmax = max(gx, gy, gz)
+                if gmax < _DERAND_FAST_MIN:
+                    best = _derand_log_choice(adj_ptr, q, adj_obs, dead, s, cursor, g_log, log_a, n_act)
+                else:
+                    # Values within the rounding bound of the largest are ties: take the first.
+                    floor_ = gmax - gmax * (n_act + _DERAND_TIE_SLACK) * _DERAND_EPS
+                    if gx >= floor_:
+                        best = 0
+                    elif gy >= floor_:
+                        best = 1
+                    else:
+                        best = 2
+                for c in range(3):
+                    lo = adj_ptr[b0 + c]
+                    hi = adj_ptr[b0 + c + 1]
+                    if c == best:
+                        for e in range(lo, hi):
+                            obs = adj_obs[e]
+                            if dead[obs] < s:
+                                cursor[obs] -= 1
+                    else:
+                        for e in range(lo, hi):
+                            obs = adj_obs[e]
+                            if dead[obs] < s:
+                                dead[obs] = s
+            out[t, q] = best
+        made = t + 1
+        # Observables that did not conflict in setting s are hit by it.
+        ref = fstate[0]
+        kept = 0
+        top = -np.inf
+        for i in range(istate[0]):
+            obs = unfinished[i]
+            if dead[obs] < s:
+                hits[obs] += 1
+                if hits[obs] >= target[obs]:
+                    dead[obs] = _DERAND_DONE
+                    istate[1] += k[obs]
+                    continue
+                log_a[obs] = -(half_eta * hits[obs]) / weight[obs]
+                _derand_store_terms(obs, log_a, ref, goff, k, g_lin, scaled)
+            cursor[obs] = goff[obs] + k[obs] - 1
+            unfinished[kept] = obs
+            kept += 1
+            top = max(top, log_a[obs])
+        istate[0] = kept
+        if kept > 0 and top < ref - _DERAND_RESCALE:
+            fstate[0] = top
+            for i in range(kept):
+                _derand_store_terms(unfinished[i], log_a, top, goff, k, g_lin, scaled)
+        if 2 * istate[1] > istate[2]:
+            # Drop finished observables from the adjacency, keeping each qubit's order.
+            wi = 0
+            start = adj_ptr[0]
+            n_slots = adj_ptr.shape[0] - 1
+            for slot in range(n_slots):
+                end = adj_ptr[slot + 1]
+                adj_ptr[slot] = wi
+                for e in range(start, end):
+                    if dead[adj_obs[e]] != _DERAND_DONE:
+                        adj_obs[wi] = adj_obs[e]
+                        wi += 1
+                start = end
+            adj_ptr[n_slots] = wi
+            istate[1] = 0
+            istate[2] = wi
+    return made
