@@ -10,7 +10,9 @@ The flow for a Hamiltonian ``H = sum_P a_P P`` (Hartree) on ``n <= 20`` qubits:
      (:mod:`shadowlab.plan.biased`), importance-weighted ``mean`` estimator;
    * ``derandomized``: the greedy rule of Huang, Kueng and Preskill (:mod:`shadowlab.plan.derandomize`)
      with observable weights ``|a_P| / max |a_P|`` (more hits for larger coefficients, which
-     minimizes ``sum a_P^2 / hits_P`` at a fixed total), stopped at the budget, and the
+     minimizes ``sum a_P^2 / hits_P`` at a fixed total; floored so every term is targeted at
+     least once), ``hits`` ten times the budget (so the large terms' targets are never reached and
+     the greedy balances hits against weights to the end), stopped at the budget, and the
      ``matched`` estimator. The plan is deterministic: seeds change only the measurement
      outcomes.
 
@@ -33,6 +35,8 @@ from shadowlab.plan.scheme import Scheme
 ENERGY_SCHEMES = ("uniform", "biased", "derandomized")
 ENCODINGS = ("jw", "parity", "bk")
 MAX_QUBITS = 20
+#: Derandomized energy plans ask for this many hits per settings of budget (see plan_energy).
+DERANDOMIZED_HITS_PER_BUDGET = 10
 
 
 @dataclass(frozen=True)
@@ -92,15 +96,19 @@ def exact_ground_state(hamiltonian: PauliSum) -> tuple[float, np.ndarray]:
     return ground_state(hamiltonian)
 
 
-def derandomization_weights(hamiltonian: PauliSum) -> tuple[PauliSum, np.ndarray]:
-    """The non-identity terms and their weights ``|a_P| / max |a_P|`` in (0, 1]."""
+def derandomization_weights(hamiltonian: PauliSum, hits: int) -> tuple[PauliSum, np.ndarray]:
+    """The non-identity terms and their weights ``max(|a_P| / max |a_P|, 1 / hits)`` in (0, 1].
+
+    The floor makes every term's target ``floor(w hits)`` at least 1: a term that is never
+    measured cannot be estimated (the ``matched`` estimator refuses it rather than guess 0).
+    """
     keep = [i for i, t in enumerate(hamiltonian.terms) if t.weight > 0 and hamiltonian.coeffs[i] != 0]
     if not keep:
         raise ShadowlabError("the Hamiltonian has no non-identity terms")
     terms = PauliSum(hamiltonian.n_qubits, [hamiltonian.terms[i] for i in keep],
                      np.asarray(hamiltonian.coeffs)[keep])
     magnitude = np.abs(terms.coeffs)
-    return terms, magnitude / magnitude.max()
+    return terms, np.maximum(magnitude / magnitude.max(), 1.0 / hits)
 
 
 def plan_energy(hamiltonian: PauliSum, scheme: str, snapshots: int, seed: int) -> Scheme:
@@ -118,8 +126,12 @@ def plan_energy(hamiltonian: PauliSum, scheme: str, snapshots: int, seed: int) -
     if scheme == "derandomized":
         from shadowlab.plan.derandomize import derandomize
 
-        terms, weights = derandomization_weights(hamiltonian)
-        return derandomize(terms, hits=snapshots, weights=weights, budget=snapshots)
+        # hits = 10 x budget: the large terms' targets lie beyond the budget, so the greedy keeps
+        # balancing hits_P / w_P (hits in proportion to |a_P|) up to the last setting instead of
+        # dropping terms whose target happened to be met.
+        hits = DERANDOMIZED_HITS_PER_BUDGET * snapshots
+        terms, weights = derandomization_weights(hamiltonian, hits)
+        return derandomize(terms, hits=hits, weights=weights, budget=snapshots)
     raise ShadowlabError(f"scheme must be one of {', '.join(ENERGY_SCHEMES)}, got {scheme!r}")
 
 

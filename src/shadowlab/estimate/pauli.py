@@ -512,7 +512,8 @@ def estimate_sum(
     The standard error accounts for the correlations between terms estimated from the same
     snapshots: for ``mean`` and ``mom`` it comes from the per-snapshot values of the whole sum;
     for ``matched`` (each term averaged over its own matching snapshots) from the delta-method
-    influence of each snapshot on the sum. Identity terms are added exactly. Estimators and
+    influence of each snapshot on the sum, with each term's own variance Bessel-corrected
+    (``C_j / (C_j - 1)``) and a term matched only once given the bound ``Var(sign) <= 1``. Identity terms are added exactly. Estimators and
     ``probabilities`` as in :func:`estimate_paulis`.
     """
     hamiltonian.check_n_qubits(source.n_qubits)
@@ -554,9 +555,17 @@ def estimate_sum(
                                                  chunk_snapshots, progress)
         if opts.clustered:
             j = opts.n_batches
-            se = math.sqrt(j / (j - 1.0) * float(batch_psi @ batch_psi))
+            var = j / (j - 1.0) * float(batch_psi @ batch_psi)
         else:
-            se = math.sqrt(sq)
+            var = sq
+        # Small-sample correction of each term's own variance c_j^2 (1 - mu_j^2) / C_j: the plug-in
+        # 1 - mu_j^2 is biased low by a factor (C_j - 1) / C_j (Bessel), and a term matched once
+        # has plug-in variance 0 whatever its true value, so it gets the bound Var(sign) <= 1.
+        # Derandomized plans match small terms only a few times, where this matters.
+        few = c == 1
+        own = coeffs**2 * (1.0 - mu**2) / c
+        var += float(np.sum(np.where(few, coeffs**2, own / np.maximum(c - 1.0, 1.0))))
+        se = math.sqrt(var)
         return result(est, se, z * se, used)
     if not np.all(np.isfinite(scale3)):
         bad = [terms[i].to_sparse() for i in np.flatnonzero(~np.isfinite(scale3))[:5]]
