@@ -24,8 +24,11 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow
 
+PEERS ?= ../peers
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pauli.py
+	$(BIN)/python benchmarks/bench_derandomize.py $(if $(wildcard $(PEERS)/data_acquisition_shadow.py),--peer $(PEERS)/data_acquisition_shadow.py) $(if $(wildcard $(PEERS)/data_acquisition_shadow.cpp),--peer-cpp $(PEERS)/data_acquisition_shadow.cpp)
+	$(BIN)/python benchmarks/bench_energy.py --seeds 20
 
 clean:
-	rm -rf $(VENV) shadowlab-demo .pytest_cache
+	rm -rf $(VENV) shadowlab-demo .pytest_cache benchmarks/.cache

@@ -513,8 +513,9 @@ def estimate_sum(
     snapshots: for ``mean`` and ``mom`` it comes from the per-snapshot values of the whole sum;
     for ``matched`` (each term averaged over its own matching snapshots) from the delta-method
     influence of each snapshot on the sum, with each term's own variance Bessel-corrected
-    (``C_j / (C_j - 1)``) and a term matched only once given the bound ``Var(sign) <= 1``. Identity terms are added exactly. Estimators and
-    ``probabilities`` as in :func:`estimate_paulis`.
+    (``C_j / (C_j - 1)``) and a term matched only once given the bound ``Var(sign) <= 1``.
+    Identity terms are added exactly. Estimators and ``probabilities`` as in
+    :func:`estimate_paulis`.
     """
     hamiltonian.check_n_qubits(source.n_qubits)
     if len(hamiltonian) == 0:
