@@ -145,3 +145,25 @@ def test_bad_plans_and_missing_extras_append_nothing(run, tmp_path: Path, monkey
     r = run("acquire", "good.txt", "--state", "ghz:4", "--backend", "qiskit-aer", "-o", "s.zarr")
     assert r.exit_code == 1 and "pip install 'shadowlab[qiskit]'" in r.stderr
     assert ShadowStore.open(tmp_path / "s.zarr").metadata == before
+
+
+def test_derandomized_plan_takes_weights_from_the_reference_file(run, tmp_path: Path) -> None:
+    from shadowlab.observables import read_reference_observables
+    from shadowlab.plan.derandomize import hit_counts
+
+    # Reference format: n, then "k P q P q ... [weight]".
+    (tmp_path / "obs.txt").write_text("5\n2 Z 0 Z 1 1.0\n2 X 1 X 2 0.5\n3 Y 2 Y 3 X 4 0.25\n1 Z 4\n")
+    r = run("plan", "obs.txt", "--scheme", "derandomized", "--hits", "40", "-o", "derand.txt")
+    assert r.exit_code == 0, r.stderr
+    scheme = read_scheme(tmp_path / "derand.txt")
+    assert scheme.kind == "derandomized" and scheme.n_qubits == 5
+    obs, weights = read_reference_observables(tmp_path / "obs.txt")
+    hits = hit_counts(scheme, obs)
+    assert np.all(hits >= np.floor(np.asarray(weights) * 40))
+    # Acquired and predicted with the matched estimator, chosen from the recorded scheme.
+    assert run("acquire", "derand.txt", "--state", "ghz:5", "-o", "d.zarr", "-q").exit_code == 0
+    r = run("predict", "d.zarr", "obs.txt", "--format", "json", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["method"]["estimator"] == "matched"
+    r = run("predict", "d.zarr", "obs.txt", "--estimator", "mean", "-q")
+    assert r.exit_code == 1 and "would be biased" in r.stderr
