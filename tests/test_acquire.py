@@ -169,3 +169,21 @@ def test_identical_settings_in_a_batch_run_as_one_job(tmp_path: Path) -> None:
     # The merged job's 6 ZZ shots were handed out in order: 2 to setting 0, 4 to setting 2.
     zz = data.outcomes[data.bases[:, 0] == 2, 1]
     assert zz.tolist() == [0, 1, 0, 1, 0, 1]
+
+
+def test_openqasm3_files_run_on_the_state_vector_sampler(tmp_path: Path) -> None:
+    from shadowlab.acquire.simulate import prepare_state
+
+    (tmp_path / "p.qasm").write_text('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[3] q;\nx q[0];\nh q[2];\n')
+    state = prepare_state(str(tmp_path / "p.qasm")).statevector
+    expected = np.zeros(8, dtype=complex)
+    expected[[0b100, 0b101]] = 1 / np.sqrt(2)  # |1>|0>|+>, qubit 0 the most significant bit
+    assert np.allclose(state, expected, atol=1e-12)
+    (tmp_path / "ghz3.qasm").write_text('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[3] q;\nh q[0];\n'
+                                        "cx q[0], q[1];\ncx q[1], q[2];\n")
+    (tmp_path / "ghz2.qasm").write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\nh q[0];\n'
+                                        "cx q[0],q[1];\ncx q[1],q[2];\n")
+    scheme = _plan(3, 30, 4)
+    via3 = acquire(scheme, make_backend("statevector", str(tmp_path / "ghz3.qasm")), tmp_path / "a.zarr", seed=2)
+    via2 = acquire(scheme, make_backend("statevector", str(tmp_path / "ghz2.qasm")), tmp_path / "b.zarr", seed=2)
+    assert np.array_equal(via3.load().outcomes, via2.load().outcomes)

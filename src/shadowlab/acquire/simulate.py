@@ -6,7 +6,8 @@ A *state description* is one of
   ``toric:5`` (chosen automatically for these names, or with ``simulator='stim'``);
 * a built-in state vector: ``ghz:10``, ``w:8``, ``tfim:12``, ``tfim:12:h=0.5``,
   ``heisenberg:10``, ``random:8``, ``product:01+-`` (see :mod:`shadowlab.acquire.states`);
-* a file: OpenQASM 2 (``.qasm``, simulated as a state vector), a state vector (``.npy``, complex,
+* a file: OpenQASM 2 or 3 (``.qasm``, simulated as a state vector; version 3 through Qiskit, the
+  ``qiskit`` extra), a state vector (``.npy``, complex,
   qubit 0 = most significant bit of the index), or a stim circuit (``.stim``).
 
 Reproducibility: the snapshots are drawn in batches of ``batch_snapshots``; batch ``b`` uses a
@@ -107,13 +108,29 @@ def _prepare_file(path: Path, simulator: str) -> PreparedState:
         raise ShadowlabError(f"{path}: simulator 'stim' takes stim circuits (.stim) and built-in Clifford states")
     if path.suffix == ".qasm":
         from shadowlab.acquire.qasm import simulate_qasm2
+        from shadowlab.acquire.qiskit_backend import qasm_version  # no SDK needed for the header
 
+        if qasm_version(path.read_text(encoding="utf-8", errors="replace"), path=path) == 3:
+            return _from_vector(str(path), _qasm3_statevector(path))
         return _from_vector(str(path), simulate_qasm2(path))
     try:
         state = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise ShadowlabError(f"{path}: cannot read a state vector from this .npy file: {exc}") from exc
     return _from_vector(str(path), state)
+
+
+def _qasm3_statevector(path: Path) -> np.ndarray:
+    """State vector of an OpenQASM 3 program via Qiskit (the 'qiskit' extra), qubit 0 = MSB."""
+    from shadowlab.acquire.qiskit_backend import state_circuit_qiskit
+
+    circuit = state_circuit_qiskit(path)  # raises a clear error when the extra is missing
+    from qiskit.quantum_info import Statevector
+
+    n = circuit.num_qubits
+    little_endian = np.asarray(Statevector(circuit).data)
+    # Qiskit's index has qubit 0 as its least significant bit; reverse the qubit axes.
+    return little_endian.reshape([2] * n).transpose(tuple(range(n - 1, -1, -1))).reshape(-1)
 
 
 def iter_batches(
