@@ -307,13 +307,26 @@ def energy(
     seeds: Annotated[int, typer.Option(help="Independent runs per scheme.")] = 1,
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
     level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
+    data: Annotated[Path | None, typer.Option(help="Estimate <H>, <H^2> and Var(H) from this shadow store or "
+                                                   "snapshot file instead of simulating the ground state.")
+                    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every run as JSON.")] = False,
 ) -> None:
-    """Estimate a molecular energy from shadows of its exact ground state under each scheme."""
+    """Energy from shadows: simulated runs on the exact ground state under each scheme, or, with
+    --data, the energy and its variance from measured snapshots."""
     from shadowlab.energy import ENERGY_SCHEMES, exact_ground_state, read_hamiltonian, run_energy, summarize
 
     schemes = tuple(scheme) if scheme else ENERGY_SCHEMES
     h, name = read_hamiltonian(hamiltonian, encoding)
+    if data is not None:
+        from shadowlab.estimate.hamiltonian import estimate_energy_variance
+
+        result = estimate_energy_variance(open_source(data), h, level=level)
+        if as_json:
+            sys.stdout.write(result.to_json() + "\n")
+        else:
+            _print_table(result)
+        return
     exact, state = exact_ground_state(h)
     runs = run_energy(h, state, exact, schemes=schemes, snapshots=snapshots, seeds=seeds, seed=seed, level=level)
     if as_json:

@@ -1,0 +1,145 @@
+"""Energy and energy variance of a Pauli-sum Hamiltonian from one shadow data set.
+
+For ``H = sum_j c_j P_j`` the ``mean`` estimator gives, per snapshot ``s``, an unbiased value
+``x_s`` of ``<H>``; ``H^2`` is expanded by Pauli algebra (:func:`shadowlab.paulis.square_pauli_sum`)
+and gives per-snapshot values ``y_s`` of ``<H^2>``. Then, over ``N`` snapshots,
+
+* ``<H>``: ``mean(x)``;
+* ``<H^2>``: ``mean(y)``;
+* ``Var(H) = <H^2> - <H>^2``: ``mean(y) - U``, with ``U = (S1^2 - S2) / (N (N - 1))`` the
+  U-statistic of ``<H>^2`` over pairs of distinct snapshots (``S1 = sum x``, ``S2 = sum x^2``),
+  so the whole estimate is unbiased (squaring ``mean(x)`` would add ``Var(mean(x))``).
+
+Standard error of the variance: the delta method, with influence ``y_s - 2 <H> x_s`` per
+snapshot (batch means of it when settings repeat, as in :mod:`shadowlab.estimate.pauli`).
+Requires a random scheme (uniform or biased); deterministic (derandomized) data are refused,
+because ``mean`` is biased there and ``H^2`` has terms the plan never targeted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from shadowlab import kernels
+from shadowlab.errors import EstimationError, ShadowlabError
+from shadowlab.estimate.pauli import (
+    BATCHES,
+    DEFAULT_CHUNK_SNAPSHOTS,
+    SnapshotSource,
+    _z,
+    block_bounds,
+    match_scale,
+    resolve_scheme,
+)
+from shadowlab.estimate.results import Estimates
+from shadowlab.paulis import PauliArrays, PauliSum, square_pauli_sum
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    arrays: PauliArrays
+    scale: np.ndarray
+    constant: float
+
+
+def _prepare(h: PauliSum, probabilities: np.ndarray | None) -> _Prepared:
+    ident = np.array([t.weight == 0 for t in h.terms], dtype=bool)
+    constant = float(h.coeffs[ident].sum())
+    terms = [t for t, i in zip(h.terms, ident, strict=True) if not i]
+    coeffs = np.asarray(h.coeffs)[~ident]
+    if not terms:
+        return _Prepared(PauliArrays.from_paulis([]), np.zeros(0), constant)
+    arrays = PauliArrays.from_paulis(terms)
+    inverse = match_scale(arrays.qubits, arrays.codes, arrays.weights, probabilities)
+    if not np.all(np.isfinite(inverse)):
+        bad = [terms[i].to_sparse() for i in np.flatnonzero(~np.isfinite(inverse))[:3]]
+        raise EstimationError(f"the scheme never measures the bases that term(s) {', '.join(bad)} need")
+    return _Prepared(arrays, coeffs * inverse, constant)
+
+
+def _values(planes: np.ndarray, n: int, prep: _Prepared) -> np.ndarray:
+    values = np.full(n, prep.constant)
+    if len(prep.scale):
+        hits = np.zeros(n, dtype=np.int64)
+        kernels.pauli_sum_snapshot_values(planes, n, prep.arrays.qubits, prep.arrays.codes, prep.arrays.weights,
+                                          prep.scale, np.zeros(len(prep.scale)), values, hits)
+    return values
+
+
+def estimate_energy_variance(
+    source: SnapshotSource,
+    hamiltonian: PauliSum,
+    *,
+    level: float = 0.95,
+    probabilities: np.ndarray | None = None,
+    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+) -> Estimates:
+    """``<H>``, ``<H^2>`` and ``Var(H) = <H^2> - <H>^2`` with standard errors and normal intervals.
+
+    Rows are labelled ``energy``, ``energy^2`` and ``variance`` (units: those of the coefficients,
+    squared for the last two). See the module documentation for the estimators.
+    """
+    hamiltonian.check_n_qubits(source.n_qubits)
+    if len(hamiltonian) == 0:
+        raise ShadowlabError("the Hamiltonian has no terms")
+    if not 0.0 < level < 1.0:
+        raise ShadowlabError(f"confidence level must lie strictly between 0 and 1, got {level}")
+    estimator, probs = resolve_scheme(source, source.n_qubits, "auto", probabilities)
+    if estimator != "mean":
+        raise ShadowlabError("the energy variance needs randomly drawn settings (uniform or biased scheme); this "
+                             "data set was measured with a deterministic scheme")
+    n = source.n_snapshots
+    if n < 2:
+        raise ShadowlabError(f"the energy variance needs at least 2 snapshots, got {n}")
+    squared = square_pauli_sum(hamiltonian)
+    prep_h, prep_h2 = _prepare(hamiltonian, probs), _prepare(squared, probs)
+    clustered = source.n_settings < n
+    n_batches = min(BATCHES, n) if clustered else 1
+    bounds = block_bounds(n, n_batches)
+    sx = np.zeros(n_batches)
+    sy = np.zeros(n_batches)
+    sxx = sxy = syy = 0.0
+    for offset, chunk in source.iter_chunks(chunk_snapshots):
+        planes = kernels.pack(chunk.bases, chunk.outcomes)
+        x = _values(planes, chunk.n_snapshots, prep_h)
+        y = _values(planes, chunk.n_snapshots, prep_h2)
+        sxx += float(x @ x)
+        sxy += float(x @ y)
+        syy += float(y @ y)
+        lo = np.clip(bounds[:-1] - offset, 0, chunk.n_snapshots)
+        hi = np.clip(bounds[1:] - offset, 0, chunk.n_snapshots)
+        for b in np.flatnonzero(hi > lo):
+            sx[b] += x[lo[b]:hi[b]].sum()
+            sy[b] += y[lo[b]:hi[b]].sum()
+    s1, s2 = float(sx.sum()), float(sy.sum())
+    energy = s1 / n
+    energy2 = s2 / n
+    variance = energy2 - (s1 * s1 - sxx) / (n * (n - 1.0))
+    if clustered:
+        sizes = np.diff(bounds).astype(np.float64)
+        j = n_batches
+
+        def batch_se(totals: np.ndarray, mean: float) -> float:
+            resid = totals - sizes * mean
+            return math.sqrt(j / (j - 1.0) * float(resid @ resid)) / n
+
+        se_e = batch_se(sx, energy)
+        se_e2 = batch_se(sy, energy2)
+        se_v = batch_se(sy - 2.0 * energy * sx, energy2 - 2.0 * energy * energy)
+    else:
+        def iid_se(sum_sq: float, mean: float) -> float:
+            return math.sqrt(max(sum_sq / n - mean * mean, 0.0) / (n - 1.0))
+
+        se_e = iid_se(sxx, energy)
+        se_e2 = iid_se(syy, energy2)
+        # Influence z_s = y_s - 2 <H> x_s: its second moment from the accumulated sums.
+        zz = syy - 4.0 * energy * sxy + 4.0 * energy * energy * sxx
+        se_v = iid_se(zz, energy2 - 2.0 * energy * energy)
+    z = _z(level)
+    est = np.array([energy, energy2, variance])
+    se = np.array([se_e, se_e2, se_v])
+    return Estimates(("energy", "energy^2", "variance"), est, se, est - z * se, est + z * se,
+                     np.array([n, n, n]), n, "mean", "normal", level, 1)
