@@ -351,6 +351,67 @@ def energy(
     out.print(table)
 
 
+@app.command()
+@_user_errors
+def budget(
+    observables: Annotated[Path | None, typer.Argument(help="Observable file (as for predict); not needed with "
+                                                            "--fidelity.")] = None,
+    epsilon: Annotated[float, typer.Option(help="Accuracy: every estimate within +-epsilon.")] = 0.1,
+    delta: Annotated[float, typer.Option(help="Failure probability (for all observables at once).")] = 0.05,
+    ensemble: Annotated[str, typer.Option(help="local_pauli or global_clifford.")] = "local_pauli",
+    pilot: Annotated[Path | None, typer.Option(help="Pilot shadow data: add the plug-in figure from its "
+                                                    "empirical variances.")] = None,
+    plan_file: Annotated[Path | None, typer.Option("--plan", help="A biased scheme file: use its basis "
+                                                                  "probabilities.")] = None,
+    as_sum: Annotated[bool, typer.Option("--sum", help="One observable: the weighted sum of the file's terms.")
+                      ] = False,
+    fidelity: Annotated[bool, typer.Option(help="Budget for a pure-state fidelity (global Clifford).")] = False,
+    qubits: Annotated[int | None, typer.Option(help="Number of qubits (files that state none).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Snapshots needed for a set of observables at accuracy epsilon and failure probability delta."""
+    from shadowlab.observables import read_observables
+    from shadowlab.paulis import PauliSum
+    from shadowlab.plan.budget import pilot_budget, rigorous_budget
+
+    if observables is None:
+        if not fidelity:
+            raise ShadowlabError("give an observable file, or --fidelity")
+        obs = PauliSum.from_labels(["I"], n_qubits=qubits or 1)
+    else:
+        obs = read_observables(observables, n_qubits=qubits)
+    probs = None
+    if plan_file is not None:
+        from shadowlab.plan.scheme import read_scheme
+
+        probs = read_scheme(plan_file, n_qubits=obs.n_qubits).probabilities
+    result = rigorous_budget(obs, epsilon, delta, ensemble=ensemble, probabilities=probs, as_sum=as_sum,
+                             fidelity=fidelity)
+    rows = dict(result.__dict__)
+    if pilot is not None:
+        if as_sum or fidelity or ensemble != "local_pauli":
+            raise ShadowlabError("--pilot applies to lists of observables under local Pauli measurements")
+        source = open_source(pilot)
+        obs.check_n_qubits(source.n_qubits, what=f"pilot data {pilot}")
+        n, worst = pilot_budget(obs, epsilon, delta, source)
+        rows |= {"pilot_snapshots": n, "pilot_max_variance": worst}
+    if as_json:
+        out.print_json(json.dumps(rows, default=float))
+        return
+    table = Table(title=f"snapshots for {rows['n_observables']} observable(s), epsilon {epsilon:g}, "
+                        f"delta {delta:g}, {ensemble}")
+    table.add_column("bound")
+    table.add_column("snapshots", justify="right")
+    table.add_column("how", justify="left")
+    table.add_row("rigorous (median of means)", f"{result.snapshots:,}",
+                  f"K = {result.blocks} blocks x B = {result.block_size:,}; max shadow norm^2 "
+                  f"{result.max_shadow_norm_sq:.4g}")
+    if rows.get("pilot_snapshots") is not None:
+        table.add_row("from pilot variances", f"{rows['pilot_snapshots']:,}",
+                      f"max per-snapshot variance {rows['pilot_max_variance']:.4g}, Bonferroni normal")
+    out.print(table)
+
+
 @app.command("import")
 @_user_errors
 def import_(
