@@ -392,3 +392,195 @@ def derandomize_chunk(adj_ptr, adj_obs, k, goff, g_lin, g_log, weight, half_eta,
             istate[1] = 0
             istate[2] = wi
     return made
+
+
+# =============================================================================================
+# Subsystem pattern counts (used by shadowlab.estimate.entropy and shadowlab.estimate.rdm)
+# =============================================================================================
+#
+# A snapshot restricted to a subsystem A = (q_0, ..., q_{k-1}) is one of 6^k *patterns*: per
+# qubit the digit d = 2 * basis + outcome (0..5: X+, X-, Y+, Y-, Z+, Z-), and the pattern index
+# is sum_j d_j 6^(k-1-j) (qubit q_0 is the most significant digit). Nonlinear estimators
+# (purity, reduced density matrices) are functions of the pattern counts alone.
+
+
+@njit(parallel=True, cache=True)
+def subsystem_pattern_counts(bases, outcomes, qubits, sizes, offsets, counts):
+    """Add, for every subsystem ``i``, the pattern counts of the snapshots of one chunk.
+
+    ``qubits`` is ``(n_sub, k_max)`` int64 (row ``i`` holds subsystem ``i``'s ``sizes[i]``
+    qubits); ``counts`` is a flat int64 array where subsystem ``i`` owns
+    ``counts[offsets[i] : offsets[i] + 6**sizes[i]]``, added to in place.
+    """
+    n_snap = bases.shape[0]
+    for i in prange(sizes.shape[0]):
+        k = sizes[i]
+        off = offsets[i]
+        for s in range(n_snap):
+            idx = np.int64(0)
+            for j in range(k):
+                q = qubits[i, j]
+                idx = idx * 6 + 2 * np.int64(bases[s, q]) + np.int64(outcomes[s, q])
+            counts[off + idx] += 1
+
+
+@njit(cache=True)
+def _group6(vec, b0, st, alpha, beta, gamma):
+    """Apply the per-qubit 6x6 table in place to the six entries ``vec[b0 + d * st]``."""
+    x0 = vec[b0]
+    x1 = vec[b0 + st]
+    x2 = vec[b0 + 2 * st]
+    x3 = vec[b0 + 3 * st]
+    x4 = vec[b0 + 4 * st]
+    x5 = vec[b0 + 5 * st]
+    t = alpha * (x0 + x1 + x2 + x3 + x4 + x5)
+    vec[b0] = t + beta * x0 + gamma * x1
+    vec[b0 + st] = t + gamma * x0 + beta * x1
+    vec[b0 + 2 * st] = t + beta * x2 + gamma * x3
+    vec[b0 + 3 * st] = t + gamma * x2 + beta * x3
+    vec[b0 + 4 * st] = t + beta * x4 + gamma * x5
+    vec[b0 + 5 * st] = t + gamma * x4 + beta * x5
+
+
+@njit(parallel=True, cache=True)
+def _kron6_low(vec, m, alpha, beta, gamma):
+    """All of the ``m`` trailing axes, one cache-resident block of ``6^m`` entries at a time."""
+    block = 6**m
+    for o in prange(vec.shape[0] // block):
+        off = o * block
+        for j in range(m):
+            st = 6 ** (m - 1 - j)
+            for outer in range(6**j):
+                b = off + outer * 6 * st
+                for i in range(st):
+                    _group6(vec, b + i, st, alpha, beta, gamma)
+
+
+@njit(parallel=True, cache=True)
+def _kron6_high(vec, h, m, tile, alpha, beta, gamma):
+    """All of the ``h`` leading axes, for ``tile`` consecutive low indices (of ``6^m``) at a time."""
+    low = 6**m
+    n_tiles = (low + tile - 1) // tile
+    for t in prange(n_tiles):
+        i0 = t * tile
+        i1 = min(i0 + tile, low)
+        for j in range(h):
+            mids = 6 ** (h - 1 - j)
+            st = low * mids
+            for outer in range(6**j):
+                for mid in range(mids):
+                    b = outer * 6 * st + mid * low
+                    for i in range(i0, i1):
+                        _group6(vec, b + i, st, alpha, beta, gamma)
+
+
+def kron6_apply(vec: np.ndarray, k: int, alpha: float, beta: float, gamma: float) -> np.ndarray:
+    """``(m ⊗ ... ⊗ m) @ vec`` (``k`` factors) for a length-``6**k`` vector, as a new float64 array,
+    where the single-qubit 6x6 matrix over digits ``2 b + o`` is
+    ``m[(b, o), (b', o')] = alpha + [b == b'] * (beta if o == o' else gamma)``.
+
+    Applied axis by axis in place, ``O(k 6^k)`` operations in two cache-blocked sweeps over the
+    vector (the trailing axes block by block, then the leading axes tile by tile); the
+    ``6^k x 6^k`` matrix is never formed.
+    """
+    out = np.array(vec, dtype=np.float64, copy=True)
+    m = min(k, 5)
+    _kron6_low(out, m, float(alpha), float(beta), float(gamma))
+    h = k - m
+    if h > 0:
+        tile = max(8, 16384 // 6**h)
+        _kron6_high(out, h, m, tile, float(alpha), float(beta), float(gamma))
+    return out
+
+
+@njit(cache=True)
+def _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, acc):
+    """Close the current run of snapshots that share one setting (see :func:`setting_run_sums`)."""
+    q1 = 0.0
+    q2 = 0.0
+    nt = n_touched[i]
+    for a in range(nt):
+        ia = touched[i, a]
+        ma = np.float64(buf[i, ia])
+        for b in range(nt):
+            ib = touched[i, b]
+            d = _popcount(np.uint64(ia ^ ib))
+            mb = np.float64(buf[i, ib])
+            q1 += ma * mb * w1[i, d]
+            q2 += ma * mb * w2[i, d]
+    for a in range(nt):
+        buf[i, touched[i, a]] = 0
+    length = np.float64(run_len[i])
+    acc[i, 0] += q1
+    acc[i, 1] += q2
+    acc[i, 2] += length * length
+    acc[i, 3] += 1.0
+    infl = run_v[i] - q1 - length * (n_total - length) * u_est[i]
+    acc[i, 4] += infl * infl
+    n_touched[i] = 0
+    run_len[i] = 0
+    run_v[i] = 0.0
+
+
+@njit(parallel=True, cache=True)
+def setting_run_sums(bases, outcomes, settings, qubits, sizes, offsets, v, w1, w2, n_total, u_est, cur, buf,
+                     touched, n_touched, run_len, run_v, acc, final):
+    """Within-setting pair sums for the purity U-statistic when settings repeat.
+
+    Snapshots that share a setting index must be contiguous (one *run* per setting). For each
+    subsystem ``i`` and each run ``g`` (``L`` snapshots, ``m`` their outcome-pattern counts over
+    ``2^k`` outcome strings, all sharing the bases), adds to ``acc[i]``:
+    ``[0]`` ``Q1 = sum_{s,t in g} prod_q f`` (self pairs included; with equal bases the
+    per-qubit kernel is 5 for equal, -4 for different bits, so ``w1[i, d] = 5^(k-d) (-4)^d`` for
+    ``d`` differing bits), ``[1]`` the same with squared kernel values (``w2``), ``[2]`` ``L^2``,
+    ``[3]`` one per run, and ``[4]`` ``(sum_{s in g} v[p_s] - Q1 - L (n_total - L) u_est[i])^2``,
+    the squared cluster influence when ``v`` holds ``K c`` and ``u_est`` the estimate (pass 2).
+
+    Run state (``cur`` setting per subsystem, -1 before the first, ``buf``/``touched`` of shape
+    ``(n_sub, 2^k_max)``, ``n_touched``, ``run_len``, ``run_v``) carries over between chunks;
+    call once more with ``final=True`` (and any chunk, e.g. empty) to close the last run.
+    """
+    n_snap = bases.shape[0]
+    for i in prange(sizes.shape[0]):
+        k = sizes[i]
+        off = offsets[i]
+        for s in range(n_snap):
+            g = settings[s]
+            if g != cur[i]:
+                if run_len[i] > 0:
+                    _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, acc)
+                cur[i] = g
+            idx = np.int64(0)
+            oidx = np.int64(0)
+            for j in range(k):
+                q = qubits[i, j]
+                o = np.int64(outcomes[s, q])
+                idx = idx * 6 + 2 * np.int64(bases[s, q]) + o
+                oidx = oidx * 2 + o
+            if buf[i, oidx] == 0:
+                touched[i, n_touched[i]] = oidx
+                n_touched[i] += 1
+            buf[i, oidx] += 1
+            run_len[i] += 1
+            run_v[i] += v[off + idx]
+        if final and run_len[i] > 0:
+            _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, acc)
+
+
+@njit(cache=True)
+def purity_pattern_sums(counts, v1, v2, self1, self2):
+    """Over the patterns ``p`` with ``counts[p] > 0``: ``sum c_p (v1_p - self1)``,
+    ``sum c_p (v1_p - self1)^2`` and ``sum c_p (v2_p - self2)`` (float64), the ingredients of the
+    purity U-statistic and its variance (see :mod:`shadowlab.estimate.entropy`)."""
+    s1 = 0.0
+    s11 = 0.0
+    s2 = 0.0
+    for p in range(counts.shape[0]):
+        # Branch-free: zero counts add zero.
+        c = np.float64(counts[p])
+        a = v1[p] - self1
+        s1 += c * a
+        s11 += c * a * a
+        s2 += c * (v2[p] - self2)
+    return s1, s11, s2
+
