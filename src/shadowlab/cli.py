@@ -696,3 +696,7 @@ def demo(
 def main() -> None:  # pragma: no cover - console entry point
     """Entry point for ``python -m shadowlab``."""
     app()
+
+
+# Commands of later stages live in their own modules and register themselves on `app`.
+import shadowlab.cli_certify  # noqa: E402, F401
