@@ -494,7 +494,7 @@ def kron6_apply(vec: np.ndarray, k: int, alpha: float, beta: float, gamma: float
 
 
 @njit(cache=True)
-def _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, acc):
+def _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, d_tot, acc):
     """Close the current run of snapshots that share one setting (see :func:`setting_run_sums`)."""
     q1 = 0.0
     q2 = 0.0
@@ -515,16 +515,21 @@ def _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u
     acc[i, 1] += q2
     acc[i, 2] += length * length
     acc[i, 3] += 1.0
-    infl = run_v[i] - q1 - length * (n_total - length) * u_est[i]
-    acc[i, 4] += infl * infl
+    # Delete-this-setting (jackknife) estimate minus the full one: the run's cross-setting pair
+    # sum a_g = run_v - q1 enters the ordered-pair sum twice, over 2 L (N - L) pairs.
+    den = d_tot[i] - 2.0 * length * (n_total - length)
+    if den > 0.0:
+        dev = (u_est[i] * d_tot[i] - 2.0 * (run_v[i] - q1)) / den - u_est[i]
+        acc[i, 4] += dev
+        acc[i, 5] += dev * dev
     n_touched[i] = 0
     run_len[i] = 0
     run_v[i] = 0.0
 
 
 @njit(parallel=True, cache=True)
-def setting_run_sums(bases, outcomes, settings, qubits, sizes, offsets, v, w1, w2, n_total, u_est, cur, buf,
-                     touched, n_touched, run_len, run_v, acc, final):
+def setting_run_sums(bases, outcomes, settings, qubits, sizes, offsets, v, w1, w2, n_total, u_est, d_tot, cur,
+                     buf, touched, n_touched, run_len, run_v, acc, final):
     """Within-setting pair sums for the purity U-statistic when settings repeat.
 
     Snapshots that share a setting index must be contiguous (one *run* per setting). For each
@@ -533,8 +538,9 @@ def setting_run_sums(bases, outcomes, settings, qubits, sizes, offsets, v, w1, w
     ``[0]`` ``Q1 = sum_{s,t in g} prod_q f`` (self pairs included; with equal bases the
     per-qubit kernel is 5 for equal, -4 for different bits, so ``w1[i, d] = 5^(k-d) (-4)^d`` for
     ``d`` differing bits), ``[1]`` the same with squared kernel values (``w2``), ``[2]`` ``L^2``,
-    ``[3]`` one per run, and ``[4]`` ``(sum_{s in g} v[p_s] - Q1 - L (n_total - L) u_est[i])^2``,
-    the squared cluster influence when ``v`` holds ``K c`` and ``u_est`` the estimate (pass 2).
+    ``[3]`` one per run, and (pass 2: ``v`` holds ``K c``, ``u_est`` the estimate over
+    ``d_tot`` cross-setting ordered pairs) ``[4]``, ``[5]`` the sum of ``U_(-g) - u_est`` and of
+    its square, ``U_(-g)`` the estimate without setting ``g`` (for a jackknife variance).
 
     Run state (``cur`` setting per subsystem, -1 before the first, ``buf``/``touched`` of shape
     ``(n_sub, 2^k_max)``, ``n_touched``, ``run_len``, ``run_v``) carries over between chunks;
@@ -548,7 +554,7 @@ def setting_run_sums(bases, outcomes, settings, qubits, sizes, offsets, v, w1, w
             g = settings[s]
             if g != cur[i]:
                 if run_len[i] > 0:
-                    _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, acc)
+                    _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, d_tot, acc)
                 cur[i] = g
             idx = np.int64(0)
             oidx = np.int64(0)
@@ -564,7 +570,7 @@ def setting_run_sums(bases, outcomes, settings, qubits, sizes, offsets, v, w1, w
             run_len[i] += 1
             run_v[i] += v[off + idx]
         if final and run_len[i] > 0:
-            _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, acc)
+            _flush_run(i, k, buf, touched, n_touched, run_len, run_v, w1, w2, n_total, u_est, d_tot, acc)
 
 
 @njit(cache=True)
