@@ -699,4 +699,5 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Commands of later stages live in their own modules and register themselves on `app`.
-import shadowlab.cli_certify  # noqa: E402, F401
+import shadowlab.cli_certify  # noqa: E402
+import shadowlab.cli_entropy  # noqa: E402

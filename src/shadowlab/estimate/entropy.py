@@ -1,0 +1,577 @@
+"""Second Renyi entropies of many subsystems from classical shadows, by an unbiased U-statistic.
+
+Estimator
+---------
+For a subsystem ``A`` of ``k`` qubits and snapshots ``s`` (random local Pauli bases, one
+outcome per qubit), the single-snapshot estimate of the reduced state is
+``X_s = tensor_{q in A} (3 |s_q><s_q| - I)``, and for two *independent* snapshots
+``E[tr(X_s X_t)] = tr(rho_A^2)``. Per qubit ``tr(sigma_s sigma_t)`` is
+
+* 5 for the same basis and the same outcome,
+* -4 for the same basis and different outcomes,
+* 1/2 for different bases,
+
+and ``tr(X_s X_t)`` is the product over ``A``. The purity estimate is the U-statistic
+
+    P = 1 / (N (N - 1)) * sum over ordered pairs s != t of tr(X_s X_t),
+
+which is unbiased, unlike the plug-in ``tr(rho_hat^2)`` (which includes the ``N`` self pairs,
+each worth ``5^k``: ``E[tr rho_hat^2] = tr rho^2 + (5^k - tr rho^2) / N``). The Renyi-2 entropy
+is ``S2 = -log_base(P)`` in bits (``base=2``, default) or nats (``base='e'``).
+
+No sum over pairs is formed: snapshots are counted by their pattern on ``A`` (per qubit
+``2 * basis + outcome``, ``6^k`` patterns, a compiled kernel streaming chunk by chunk), and the
+pair sum is ``c^T K c - N 5^k`` with ``K`` the ``k``-fold Kronecker power of the 6x6 per-qubit
+table, applied to ``c`` axis by axis (``O(k 6^k)``; the ``6^k x 6^k`` matrix is never formed).
+Many subsystems share one pass over the data (their count tables are filled together, in
+groups that fit ``memory_budget``).
+
+Uncertainty
+-----------
+The standard error of ``P`` is Hoeffding's variance of a U-statistic of order two,
+``Var(P) = (4 (N - 2) zeta1 + 2 zeta2) / (N (N - 1))`` with ``zeta1 = Var(h1)``,
+``h1(s) = E_t tr(X_s X_t)``, and ``zeta2 = Var(tr(X_s X_t))``. Both are estimated from the
+same counts without bias in their second moments: ``E[h1^2]`` from distinct triples
+``sum_s [(sum_{t != s} k_st)^2 - sum_{t != s} k_st^2] / (N (N-1) (N-2))`` and ``E[k^2]`` from
+distinct pairs (the squared per-qubit table 25 / 16 / 1/4), minus ``P^2``. The second term
+matters for nearly maximally mixed subsystems, where ``zeta1`` is close to 0. There the
+estimate of ``zeta1`` fluctuates around 0 by as much as the second term; it is clipped at 0
+(``zeta1 >= 0``), which makes the standard error conservative (for one maximally mixed qubit,
+about 20% too large on average) rather than erratic (unclipped, single standard errors came
+out up to about two times too small).
+
+The entropy's standard error is the delta method, ``se(P) / (P ln base)``. Its interval is
+the normal interval on the purity, ``P +- z se(P)``, intersected with the physical range
+``[2^-k, 1]`` and mapped through ``-log_base`` (so it always lies in ``[0, k]`` bits, and is not
+symmetric about the estimate). A purity estimate ``<= 0`` (possible for large subsystems and few
+snapshots) has no entropy: the row then has ``entropy = NaN``, ``defined = False`` and status
+``'undefined: purity estimate <= 0'``; the written outputs show an empty / ``null`` entropy,
+never a number. A purity estimate above 1 or below ``2^-k`` gives an entropy outside
+``[0, k]``; it is reported as is (the estimator is unbiased for the purity, not the entropy),
+and then lies outside its interval, which is clipped to the physical range.
+
+Repeated settings
+-----------------
+The unbiasedness argument needs the two snapshots of a pair to come from independently drawn
+settings. When a data set repeats settings (``n_settings < n_snapshots``), pairs of snapshots
+that share a setting index are *excluded*: the estimate is the mean over the
+``N^2 - sum_g L_g^2`` ordered pairs from different settings (``L_g`` snapshots in setting
+``g``), still unbiased. The same-setting pair sums are computed per setting run from outcome
+counts (``2^k`` per run), which needs the snapshots of one setting to be contiguous and the
+setting indices non-decreasing (as shadowlab's simulators and stores write them; other orders
+are refused). The standard error is then the delete-one-setting jackknife,
+``(G - 1) / G * sum_g (P_(-g) - mean)^2`` over the ``G`` settings, where ``P_(-g)`` leaves out
+every pair involving setting ``g``: ``(D P - 2 a_g) / (D - 2 L_g (N - L_g))`` with ``a_g`` the
+setting's cross-setting pair sum and ``D`` the pairs used (a second pass over the data). It
+needs at least 3 settings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from shadowlab import kernels
+from shadowlab.atomic import atomic_path
+from shadowlab.errors import EstimationError, ShadowlabError
+from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
+
+Progress = Callable[[int], None]
+
+#: Largest subsystem accepted by default (a ``6^10``-entry count table is 460 MiB).
+DEFAULT_MAX_SIZE = 10
+#: Memory for the count tables of one pass; more subsystems are counted in further passes.
+DEFAULT_MEMORY_BUDGET = 256 * 2**20
+#: Bytes per pattern needed to finish one subsystem (int64 counts + four float64 work vectors).
+_FINISH_BYTES_PER_PATTERN = 40
+
+# Per-qubit tables as m[(b, o), (b', o')] = alpha + [b == b'] (beta if o == o' else gamma):
+# tr(sigma_s sigma_t) is 5 / -4 / 1/2, and its square 25 / 16 / 1/4.
+_K1 = (0.5, 4.5, -4.5)
+_K2 = (0.25, 24.75, 15.75)
+
+BASES = ("2", "e")
+OUTPUT_FORMATS = ("table", "csv", "json")
+
+
+def contiguous_subsystems(n_qubits: int, max_size: int) -> list[tuple[int, ...]]:
+    """Every block of consecutive qubits of size 1 to ``max_size`` (ordered by size, then start).
+
+    >>> contiguous_subsystems(3, 2)
+    [(0,), (1,), (2,), (0, 1), (1, 2)]
+    """
+    if n_qubits < 1:
+        raise ShadowlabError(f"n_qubits must be >= 1, got {n_qubits}")
+    if max_size < 1:
+        raise ShadowlabError(f"max_size must be >= 1, got {max_size}")
+    top = min(max_size, n_qubits)
+    return [tuple(range(i, i + k)) for k in range(1, top + 1) for i in range(n_qubits - k + 1)]
+
+
+def parse_subsystems(text: str) -> list[tuple[int, ...]]:
+    """Parse ``'0,1,2;3,4'`` (subsystems separated by ``;``, qubits by ``,``)."""
+    result = []
+    for part in text.split(";"):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            result.append(tuple(int(q) for q in part.split(",")))
+        except ValueError:
+            raise ShadowlabError(f"subsystems: expected comma-separated qubit indices such as '0,1,2;3,4', "
+                                 f"got {part!r}") from None
+    if not result:
+        raise ShadowlabError(f"subsystems: no subsystem in {text!r}; expected e.g. '0,1,2;3,4'")
+    return result
+
+
+def table_bytes(size: int) -> int:
+    """Memory needed to finish a subsystem of ``size`` qubits (its ``6^size`` table and work vectors)."""
+    return _FINISH_BYTES_PER_PATTERN * 6**size
+
+
+def check_subsystems(
+    subsystems: Iterable[Sequence[int]], n_qubits: int, *, max_size: int, what: str = "subsystem",
+) -> list[tuple[int, ...]]:
+    """Validate subsystems against ``n_qubits`` and ``max_size``; return them as tuples of ints.
+
+    Raises :class:`ShadowlabError` for an empty subsystem, a repeated or out-of-range qubit, or
+    a subsystem larger than ``max_size`` (before anything is allocated, stating the memory its
+    ``6^k`` table would need).
+    """
+    result = []
+    for sub in subsystems:
+        qs = tuple(int(q) for q in sub)
+        if not qs:
+            raise ShadowlabError(f"{what}: empty subsystem; give at least one qubit")
+        bad = [q for q in qs if not 0 <= q < n_qubits]
+        if bad:
+            raise ShadowlabError(f"{what} {list(qs)}: qubit {bad[0]} out of range; the data set has {n_qubits} "
+                                 f"qubits (0 to {n_qubits - 1})")
+        if len(set(qs)) != len(qs):
+            dup = next(q for q in qs if qs.count(q) > 1)
+            raise ShadowlabError(f"{what} {list(qs)}: qubit {dup} repeated; each qubit may appear once")
+        if len(qs) > max_size:
+            raise ShadowlabError(
+                f"{what} {list(qs)} has {len(qs)} qubits, more than max_size={max_size}: its 6^{len(qs)}-entry "
+                f"pattern table would need {table_bytes(len(qs)) / 2**30:.2f} GiB to process; use smaller "
+                "subsystems or raise max_size"
+            )
+        result.append(qs)
+    if not result:
+        raise ShadowlabError(f"no {what} given")
+    return result
+
+
+def _groups(subsystems: Sequence[tuple[int, ...]], budget: int) -> list[list[int]]:
+    """Split subsystem indices into groups whose int64 count tables fit ``budget`` bytes."""
+    groups: list[list[int]] = []
+    used = budget + 1
+    for i, sub in enumerate(subsystems):
+        need = 8 * 6 ** len(sub)
+        if used + need > budget and (not groups or groups[-1]):
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += need
+    return groups
+
+
+def counting_passes(subsystems: Sequence[Sequence[int]], memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+    """Passes over the data that :func:`estimate_renyi2` makes with counting (``progress`` is
+    called for the chunks of each of them)."""
+    return len(_groups([tuple(s) for s in subsystems], memory_budget))
+
+
+def _layout(subsystems: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    k_max = max(len(s) for s in subsystems)
+    qubits = np.zeros((len(subsystems), k_max), dtype=np.int64)
+    sizes = np.array([len(s) for s in subsystems], dtype=np.int64)
+    for i, s in enumerate(subsystems):
+        qubits[i, : len(s)] = s
+    lengths = 6**sizes
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return qubits, sizes, offsets, int(lengths.sum())
+
+
+def pattern_counts(
+    source: SnapshotSource, subsystems: Sequence[tuple[int, ...]], *, chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    progress: Progress | None = None, distinct_settings: bool = False,
+) -> list[np.ndarray]:
+    """One pass over the data: the ``6^k`` pattern counts (int64) of each (validated) subsystem.
+
+    Pattern index ``sum_j (2 b_j + o_j) 6^(k-1-j)`` for the subsystem's qubits in the given
+    order (its first qubit is the most significant digit). With ``distinct_settings``, raise
+    if two consecutive snapshots share a setting index.
+    """
+    qubits, sizes, offsets, total = _layout(subsystems)
+    counts = np.zeros(total, dtype=np.int64)
+    for _offset, chunk in source.iter_chunks(chunk_snapshots):
+        if distinct_settings and chunk.n_snapshots > 1 and np.any(np.diff(chunk.settings) == 0):
+            raise EstimationError(
+                "consecutive snapshots share a setting index although the data set reports as many settings as "
+                "snapshots (setting indices with gaps?); same-setting pairs would bias the purity estimate"
+            )
+        if chunk.n_snapshots:
+            kernels.subsystem_pattern_counts(np.ascontiguousarray(chunk.bases), np.ascontiguousarray(chunk.outcomes),
+                                             qubits, sizes, offsets, counts)
+        if progress is not None:
+            progress(chunk.n_snapshots)
+    return [counts[offsets[i]: offsets[i] + 6 ** int(sizes[i])] for i in range(len(subsystems))]
+
+
+@dataclass
+class _RunState:
+    """Per-subsystem state of :func:`kernels.setting_run_sums` carried between chunks."""
+
+    qubits: np.ndarray
+    sizes: np.ndarray
+    offsets: np.ndarray
+    w1: np.ndarray
+    w2: np.ndarray
+
+    @classmethod
+    def make(cls, subsystems: Sequence[tuple[int, ...]]) -> _RunState:
+        qubits, sizes, offsets, _ = _layout(subsystems)
+        k_max = int(sizes.max())
+        d = np.arange(k_max + 1)
+        w1 = np.zeros((len(subsystems), k_max + 1))
+        w2 = np.zeros_like(w1)
+        for i, k in enumerate(sizes):
+            dd = d[: k + 1]
+            w1[i, : k + 1] = 5.0 ** (k - dd) * (-4.0) ** dd
+            w2[i, : k + 1] = 25.0 ** (k - dd) * 16.0**dd
+        return cls(qubits, sizes, offsets, w1, w2)
+
+
+def _run_pass(
+    source: SnapshotSource, st: _RunState, v: np.ndarray, u_est: np.ndarray, d_tot: np.ndarray, chunk_snapshots: int,
+    counts: np.ndarray | None, progress: Progress | None,
+) -> np.ndarray:
+    """Stream the data once, accumulating setting-run sums (and pattern counts if ``counts``)."""
+    n_sub = st.sizes.shape[0]
+    k_max = int(st.sizes.max())
+    cur = np.full(n_sub, -1, dtype=np.int64)
+    buf = np.zeros((n_sub, 2**k_max), dtype=np.int64)
+    touched = np.zeros_like(buf)
+    n_touched = np.zeros(n_sub, dtype=np.int64)
+    run_len = np.zeros(n_sub, dtype=np.int64)
+    run_v = np.zeros(n_sub)
+    acc = np.zeros((n_sub, 6))
+    n_total = float(source.n_snapshots)
+    last = -1
+    chunk = None
+    for _offset, chunk in source.iter_chunks(chunk_snapshots):
+        if not chunk.n_snapshots:
+            continue
+        settings = np.asarray(chunk.settings, dtype=np.int64)
+        if settings[0] < last or np.any(np.diff(settings) < 0):
+            raise EstimationError(
+                "the data set repeats settings but its setting indices are not in non-decreasing order; the "
+                "purity estimator excludes same-setting pairs per contiguous run of a setting and needs each "
+                "setting's snapshots contiguous and in setting order (sort the snapshots by setting index)"
+            )
+        last = int(settings[-1])
+        bases = np.ascontiguousarray(chunk.bases)
+        outcomes = np.ascontiguousarray(chunk.outcomes)
+        if counts is not None:
+            kernels.subsystem_pattern_counts(bases, outcomes, st.qubits, st.sizes, st.offsets, counts)
+        kernels.setting_run_sums(bases, outcomes, settings, st.qubits, st.sizes, st.offsets, v, st.w1, st.w2,
+                                 n_total, u_est, d_tot, cur, buf, touched, n_touched, run_len, run_v, acc, False)
+        if progress is not None:
+            progress(chunk.n_snapshots)
+    if chunk is not None:
+        kernels.setting_run_sums(np.zeros((0, source.n_qubits), dtype=np.uint8),
+                                 np.zeros((0, source.n_qubits), dtype=np.uint8), np.zeros(0, dtype=np.int64),
+                                 st.qubits, st.sizes, st.offsets, v, st.w1, st.w2, n_total, u_est, d_tot, cur,
+                                 buf, touched, n_touched, run_len, run_v, acc, True)
+    return acc
+
+
+@dataclass(frozen=True)
+class PurityStats:
+    """The purity U-statistic of one subsystem and its ingredients (all from pattern counts)."""
+
+    purity: float
+    stderr: float
+    n_pairs: float
+
+
+def purity_from_counts(counts: np.ndarray, size: int) -> PurityStats:
+    """Unbiased purity and its Hoeffding standard error from the ``6^size`` pattern counts
+    (independent settings: every pair of distinct snapshots is used)."""
+    c = np.ascontiguousarray(counts, dtype=np.int64)
+    n = float(c.sum())
+    if n < 3:
+        raise EstimationError(f"the purity U-statistic needs at least 3 snapshots, got {int(n)}")
+    v1 = kernels.kron6_apply(c, size, *_K1)
+    v2 = kernels.kron6_apply(c, size, *_K2)
+    # Per pattern p: a_p = sum_{t != s} k(s, t) and b_p = sum_{t != s} k(s, t)^2 for a snapshot s of pattern p.
+    sum_a, sum_aa, sum_b = kernels.purity_pattern_sums(c, v1, v2, 5.0**size, 25.0**size)
+    pairs = n * (n - 1.0)
+    u = sum_a / pairs
+    ek2 = sum_b / pairs
+    eh1 = (sum_aa - sum_b) / (pairs * (n - 2.0))
+    # zeta1 >= 0 is clipped: near a maximally mixed state (zeta1 = 0) its estimate fluctuates
+    # around 0 by as much as the second term, and unclipped it can shrink the variance severalfold.
+    zeta1 = max(eh1 - u * u, 0.0)
+    zeta2 = max(ek2 - u * u, 0.0)
+    var = (4.0 * (n - 2.0) * zeta1 + 2.0 * zeta2) / pairs
+    return PurityStats(u, math.sqrt(var), pairs)
+
+
+@dataclass(frozen=True)
+class EntropyEstimates:
+    """Renyi-2 entropies of subsystems, one row per subsystem.
+
+    Attributes
+    ----------
+    subsystems:
+        The subsystems (tuples of qubit indices).
+    purity, purity_stderr:
+        ``(M,)`` unbiased estimates of ``tr(rho_A^2)`` and their standard errors.
+    entropy, entropy_stderr:
+        ``(M,)`` ``-log_base(purity)`` and its delta-method standard error; NaN where the
+        purity estimate is ``<= 0`` (see ``defined``).
+    ci_low, ci_high:
+        ``(M,)`` entropy interval at ``level``: the purity's normal interval, intersected with
+        ``[2^-|A|, 1]``, mapped through ``-log_base``.
+    defined:
+        ``(M,)`` bool: False where the purity estimate is ``<= 0`` and the entropy is undefined.
+    n_snapshots, n_pairs:
+        Snapshots, and ordered snapshot pairs used (``N (N - 1)``, fewer when same-setting pairs
+        are excluded).
+    base, level:
+        ``'2'`` (bits) or ``'e'`` (nats); confidence level.
+    same_setting_excluded:
+        True when the data repeat settings and same-setting pairs were left out.
+    """
+
+    subsystems: tuple[tuple[int, ...], ...]
+    purity: np.ndarray
+    purity_stderr: np.ndarray
+    entropy: np.ndarray
+    entropy_stderr: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    defined: np.ndarray
+    n_snapshots: int
+    n_pairs: np.ndarray
+    base: str
+    level: float
+    same_setting_excluded: bool
+
+    def __len__(self) -> int:
+        return len(self.subsystems)
+
+    @property
+    def unit(self) -> str:
+        """``'bits'`` or ``'nats'``."""
+        return "bits" if self.base == "2" else "nats"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per subsystem with plain Python values; an undefined entropy is ``None``."""
+        rows = []
+        for i, sub in enumerate(self.subsystems):
+            ok = bool(self.defined[i])
+            rows.append({
+                "subsystem": ",".join(map(str, sub)),
+                "size": len(sub),
+                "purity": float(self.purity[i]),
+                "purity_stderr": float(self.purity_stderr[i]),
+                "entropy": float(self.entropy[i]) if ok else None,
+                "entropy_stderr": float(self.entropy_stderr[i]) if ok else None,
+                "ci_low": float(self.ci_low[i]),
+                "ci_high": float(self.ci_high[i]),
+                "status": "ok" if ok else "undefined: purity estimate <= 0",
+            })
+        return rows
+
+    def describe(self) -> dict[str, Any]:
+        """How the estimates were made (written in JSON beside the rows)."""
+        return {
+            "quantity": "renyi-2 entropy",
+            "estimator": "U-statistic over distinct snapshot pairs"
+                         + (" from different settings" if self.same_setting_excluded else ""),
+            "unit": self.unit,
+            "level": self.level,
+            "n_snapshots": self.n_snapshots,
+            "same_setting_pairs_excluded": self.same_setting_excluded,
+        }
+
+    def to_csv(self) -> str:
+        """CSV text with a header row; an undefined entropy is an empty field."""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=list(_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        for r in self.rows():
+            writer.writerow({k: ("" if v is None else repr(v) if isinstance(v, float) else v) for k, v in r.items()})
+        return buf.getvalue()
+
+    def to_json(self) -> str:
+        """JSON text: ``{"method": {...}, "entropies": [rows]}``."""
+        return json.dumps({"method": self.describe(), "entropies": self.rows()}, indent=1)
+
+    def write(self, path: str | os.PathLike[str], fmt: str, *, force: bool = False) -> None:
+        """Write as ``'csv'`` or ``'json'`` to ``path``, atomically."""
+        if fmt not in ("csv", "json"):
+            raise ShadowlabError(f"format must be 'csv' or 'json' to write a file, got {fmt!r}")
+        text = self.to_csv() if fmt == "csv" else self.to_json()
+        with atomic_path(path, force=force) as tmp:
+            tmp.write_text(text)
+
+
+_COLUMNS = ("subsystem", "size", "purity", "purity_stderr", "entropy", "entropy_stderr", "ci_low", "ci_high",
+            "status")
+
+
+def _log_base(base: str | float) -> tuple[str, float]:
+    key = str(base).strip().lower()
+    if key in ("2", "2.0", "bits"):
+        return "2", math.log(2.0)
+    if key in ("e", "nats", str(math.e)):
+        return "e", 1.0
+    raise ShadowlabError(f"base must be 2 (bits) or e (nats), got {base!r}")
+
+
+def estimate_renyi2(
+    source: SnapshotSource,
+    subsystems: Iterable[Sequence[int]],
+    *,
+    base: str | float = 2,
+    level: float = 0.95,
+    max_size: int = DEFAULT_MAX_SIZE,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    progress: Progress | None = None,
+) -> EntropyEstimates:
+    """Renyi-2 entropies ``S2(A) = -log_base tr(rho_A^2)`` of many subsystems (see the module docs).
+
+    Parameters
+    ----------
+    source:
+        A :class:`ShadowData` or :class:`ShadowStore` of uniformly random local-Pauli snapshots.
+    subsystems:
+        Qubit index lists, e.g. ``[(0,), (0, 1), (3, 7)]`` or :func:`contiguous_subsystems`.
+    base:
+        ``2`` (bits, default) or ``'e'`` (nats).
+    level:
+        Confidence level of the intervals, in (0, 1).
+    max_size:
+        Largest subsystem accepted (its pattern table has ``6^size`` entries).
+    memory_budget:
+        Bytes of count tables filled in one pass over the data; more subsystems take more
+        passes (each subsystem is finished, and its table freed, right after its pass).
+    chunk_snapshots, progress:
+        Snapshots read at a time (bounds memory); callback with each chunk's snapshot count, in
+        each of the :func:`counting_passes` passes.
+
+    Examples
+    --------
+    >>> from shadowlab.acquire.simulate import simulate
+    >>> r = estimate_renyi2(simulate("ghz:4", 4000, seed=1, simulator="statevector"), [(0,), (0, 1)])
+    >>> [round(float(s), 1) for s in r.entropy]
+    [1.0, 1.0]
+    """
+    key, ln_base = _log_base(base)
+    if not 0.0 < level < 1.0:
+        raise ShadowlabError(f"confidence level must lie strictly between 0 and 1, got {level}")
+    subs = check_subsystems(subsystems, source.n_qubits, max_size=max_size)
+    n = source.n_snapshots
+    if n < 3:
+        raise EstimationError(f"the purity U-statistic needs at least 3 snapshots; the data set has {n}")
+    clustered = source.n_settings < n
+    purity = np.zeros(len(subs))
+    se = np.zeros(len(subs))
+    pairs = np.zeros(len(subs))
+    for group in _groups(subs, memory_budget):
+        gsubs = [subs[i] for i in group]
+        if not clustered:
+            tables = pattern_counts(source, gsubs, chunk_snapshots=chunk_snapshots, progress=progress,
+                                    distinct_settings=True)
+            for i, c in zip(group, tables, strict=True):
+                stats = purity_from_counts(c, len(subs[i]))
+                purity[i], se[i], pairs[i] = stats.purity, stats.stderr, stats.n_pairs
+            del tables, c  # free this group's tables before the next group's are allocated
+        else:
+            p, s, d = _clustered_purity(source, gsubs, chunk_snapshots, progress)
+            purity[group], se[group], pairs[group] = p, s, d
+    return _finish(subs, purity, se, pairs, n, key, ln_base, level, clustered)
+
+
+def _clustered_purity(
+    source: SnapshotSource, subs: Sequence[tuple[int, ...]], chunk_snapshots: int, progress: Progress | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Purity excluding same-setting pairs, with delete-one-setting jackknife standard errors (two passes)."""
+    st = _RunState.make(subs)
+    _, _, _, total = _layout(subs)
+    counts = np.zeros(total, dtype=np.int64)
+    dummy_v = np.zeros(total)
+    u0 = np.zeros(len(subs))
+    acc1 = _run_pass(source, st, dummy_v, u0, u0, chunk_snapshots, counts, progress)
+    n = float(source.n_snapshots)
+    v = np.empty(total)
+    purity = np.zeros(len(subs))
+    pairs = np.zeros(len(subs))
+    for i, sub in enumerate(subs):
+        k = len(sub)
+        sl = slice(int(st.offsets[i]), int(st.offsets[i]) + 6**k)
+        c = counts[sl].astype(np.float64)
+        v[sl] = kernels.kron6_apply(c, k, *_K1)
+        pairs[i] = n * n - acc1[i, 2]
+        if acc1[i, 3] < 3 or pairs[i] <= 0:
+            raise EstimationError("with repeated settings the purity estimator needs snapshots from at least 3 "
+                                  "different settings")
+        purity[i] = (float(c @ v[sl]) - acc1[i, 0]) / pairs[i]
+    del counts
+    acc2 = _run_pass(source, st, v, purity, pairs, chunk_snapshots, None, None)
+    g = acc1[:, 3]
+    # Delete-one-setting jackknife: (G - 1) / G * sum_g (U_(-g) - mean)^2.
+    var = (g - 1.0) / g * np.maximum(acc2[:, 5] - acc2[:, 4] ** 2 / g, 0.0)
+    se = np.sqrt(var)
+    return purity, se, pairs
+
+
+def _finish(
+    subs: Sequence[tuple[int, ...]], purity: np.ndarray, se: np.ndarray, pairs: np.ndarray, n: int, key: str,
+    ln_base: float, level: float, clustered: bool,
+) -> EntropyEstimates:
+    z = NormalDist().inv_cdf(0.5 + level / 2.0)
+    sizes = np.array([len(s) for s in subs], dtype=np.float64)
+    floor = 2.0**-sizes
+    defined = purity > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = np.where(defined, -np.log(np.where(defined, purity, 1.0)) / ln_base, np.nan)
+        ent_se = np.where(defined, se / (np.where(defined, purity, 1.0) * ln_base), np.nan)
+    p_hi = np.clip(purity + z * se, floor, 1.0)
+    p_lo = np.clip(purity - z * se, floor, 1.0)
+    return EntropyEstimates(
+        subsystems=tuple(subs), purity=purity, purity_stderr=se, entropy=entropy, entropy_stderr=ent_se,
+        ci_low=0.0 - np.log(p_hi) / ln_base, ci_high=0.0 - np.log(p_lo) / ln_base, defined=defined, n_snapshots=n,
+        n_pairs=pairs, base=key, level=level, same_setting_excluded=clustered,
+    )
+
+
+__all__ = [
+    "DEFAULT_MAX_SIZE",
+    "DEFAULT_MEMORY_BUDGET",
+    "EntropyEstimates",
+    "PurityStats",
+    "check_subsystems",
+    "contiguous_subsystems",
+    "counting_passes",
+    "estimate_renyi2",
+    "parse_subsystems",
+    "pattern_counts",
+    "purity_from_counts",
+    "table_bytes",
+]
