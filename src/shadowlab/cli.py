@@ -699,5 +699,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Commands of later stages live in their own modules and register themselves on `app`.
-import shadowlab.cli_certify  # noqa: E402
-import shadowlab.cli_entropy  # noqa: E402
+from shadowlab import cli_certify, cli_entropy  # noqa: E402, F401
