@@ -553,8 +553,19 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Summarize a shadow data set: sizes, settings, basis balance, provenance."""
+    from shadowlab.data.clifford_store import CliffordStore, is_clifford_store
     from shadowlab.data.store import ShadowStore
 
+    if is_clifford_store(store):
+        summary = CliffordStore.open(store).summary()
+        if as_json:
+            out.print_json(json.dumps(summary, default=float))
+        else:
+            table = Table(title=f"global-Clifford shadow data set {store}", show_header=False)
+            for key, value in summary.items():
+                table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
+            out.print(table)
+        return
     source = open_source(store)
     if isinstance(source, ShadowStore):
         from shadowlab.acquire.run import acquisition_status
@@ -699,4 +710,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Commands of later stages live in their own modules and register themselves on `app`.
-from shadowlab import cli_certify, cli_entropy  # noqa: E402, F401
+from shadowlab import cli_certify, cli_entropy, cli_fidelity  # noqa: E402, F401
