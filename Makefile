@@ -29,6 +29,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pauli.py
 	$(BIN)/python benchmarks/bench_derandomize.py $(if $(wildcard $(PEERS)/data_acquisition_shadow.py),--peer $(PEERS)/data_acquisition_shadow.py) $(if $(wildcard $(PEERS)/data_acquisition_shadow.cpp),--peer-cpp $(PEERS)/data_acquisition_shadow.cpp)
 	$(BIN)/python benchmarks/bench_energy.py --seeds 20
+	$(BIN)/python benchmarks/bench_entropy.py
+	$(BIN)/python benchmarks/bench_fidelity.py --plot docs/figures/fidelity_vs_n.png
 
 clean:
 	rm -rf $(VENV) shadowlab-demo .pytest_cache benchmarks/.cache
