@@ -414,3 +414,17 @@ def test_cli_errors(run, tmp_path, args, message):
     assert r.exit_code == 1
     assert r.stderr.startswith("error:") and message in r.stderr, r.stderr
     assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "p.pdf").exists()
+
+
+def test_fidelity_benchmark_quick_run(tmp_path) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_fidelity.py"
+    plot = tmp_path / "f.png"
+    done = subprocess.run([sys.executable, str(bench), "--quick", "--plot", str(plot)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "| 50 | 0.05 |" in done.stdout
+    assert plot.stat().st_size > 10_000
