@@ -187,3 +187,21 @@ def test_openqasm3_files_run_on_the_state_vector_sampler(tmp_path: Path) -> None
     via3 = acquire(scheme, make_backend("statevector", str(tmp_path / "ghz3.qasm")), tmp_path / "a.zarr", seed=2)
     via2 = acquire(scheme, make_backend("statevector", str(tmp_path / "ghz2.qasm")), tmp_path / "b.zarr", seed=2)
     assert np.array_equal(via3.load().outcomes, via2.load().outcomes)
+
+
+def test_resume_refuses_a_changed_noise_model_state_file_or_scheme_header(tmp_path: Path) -> None:
+    scheme = _plan(3, 12, 2)
+    acquire(scheme, make_backend("qiskit-aer", "ghz:3", noise={"readout": 0.0}), tmp_path / "q.zarr", seed=1,
+            batch_snapshots=4)
+    with pytest.raises(ShadowlabError, match="backend_settings"):
+        acquire(scheme, make_backend("qiskit-aer", "ghz:3", noise={"readout": 0.5}), tmp_path / "q.zarr", seed=1,
+                batch_snapshots=4)
+    state = tmp_path / "s.qasm"
+    state.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\nh q[0];\n')
+    acquire(scheme, make_backend("statevector", str(state)), tmp_path / "f.zarr", batch_snapshots=4)
+    state.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\nx q[0];\n')
+    with pytest.raises(ShadowlabError, match="state_sha256"):
+        acquire(scheme, make_backend("statevector", str(state)), tmp_path / "f.zarr", batch_snapshots=4)
+    relabelled = Scheme(scheme.settings, scheme.repeats, kind="custom")
+    with pytest.raises(ShadowlabError, match="scheme_kind"):
+        acquire(relabelled, make_backend("statevector", str(state)), tmp_path / "f.zarr", batch_snapshots=4)

@@ -184,8 +184,8 @@ def plan(
             result = random_scheme(opt.probabilities, snapshots // repeats, rng, repeats=repeats, kind="biased",
                                    info=info)
             if not quiet:
-                err.print(f"biased probabilities: variance bound {opt.cost:.6g} against {opt.uniform_cost:.6g} "
-                          f"uniform ({opt.uniform_cost / opt.cost:.2f}x fewer snapshots for the same error)")
+                err.print(f"biased probabilities: diagonal (maximally mixed state) second moment {opt.cost:.6g} "
+                          f"against {opt.uniform_cost:.6g} uniform; the gain on a particular state may differ")
     else:
         from shadowlab.plan.derandomize import derandomize
 
@@ -328,10 +328,23 @@ def energy(
             _print_table(result)
         return
     exact, state = exact_ground_state(h)
-    runs = run_energy(h, state, exact, schemes=schemes, snapshots=snapshots, seeds=seeds, seed=seed, level=level)
+    runs = []
+    failures: dict[str, str] = {}
+    # One scheme failing (e.g. a derandomized plan too small to measure every term) must not hide
+    # the others' results; it is reported, and the exit status says so.
+    for name_of_scheme in schemes:
+        try:
+            runs += run_energy(h, state, exact, schemes=(name_of_scheme,), snapshots=snapshots, seeds=seeds,
+                               seed=seed, level=level)
+        except ShadowlabError as exc:
+            failures[name_of_scheme] = str(exc)
+    if not runs:
+        raise ShadowlabError("; ".join(f"{k}: {v}" for k, v in failures.items()))
     if as_json:
         out.print_json(json.dumps({"hamiltonian": name, "n_qubits": h.n_qubits, "terms": len(h), "exact": exact,
-                                   "runs": [r.as_dict() for r in runs], "summary": summarize(runs)}, default=float))
+                                   "runs": [r.as_dict() for r in runs], "summary": summarize(runs),
+                                   "failures": failures}, default=float))
+        _energy_failures(failures)
         return
     pct = f"{100 * level:g}%"
     table = Table(title=f"{name}: {h.n_qubits} qubits, {len(h)} terms, exact ground energy {exact:.8f} Ha, "
@@ -349,6 +362,15 @@ def energy(
             table.add_row(str(row["scheme"]), f"{row['mean_abs_error']:.4f}", f"{row['mae_stderr']:.4f}",
                           f"{row['coverage']:.0%}", f"{row['seconds_per_run']:.2f} s")
     out.print(table)
+    _energy_failures(failures)
+
+
+def _energy_failures(failures: dict[str, str]) -> None:
+    """Name each failed scheme and exit with status 1 (the other schemes' results are printed)."""
+    if failures:
+        for name, reason in failures.items():
+            err.print(f"[bold red]error:[/] scheme {name} failed: {escape(reason)}", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 @app.command()

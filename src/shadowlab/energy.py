@@ -22,6 +22,7 @@ The flow for a Hamiltonian ``H = sum_P a_P P`` (Hartree) on ``n <= 20`` qubits:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,7 +109,12 @@ def derandomization_weights(hamiltonian: PauliSum, hits: int) -> tuple[PauliSum,
     terms = PauliSum(hamiltonian.n_qubits, [hamiltonian.terms[i] for i in keep],
                      np.asarray(hamiltonian.coeffs)[keep])
     magnitude = np.abs(terms.coeffs)
-    return terms, np.maximum(magnitude / magnitude.max(), 1.0 / hits)
+    # 1/hits times hits can round to just below 1 (e.g. hits = 850), and floor() would then make
+    # the target 0: step the floor up by ulps until every floored target really is >= 1.
+    floor = 1.0 / hits
+    while math.floor(floor * hits) < 1:
+        floor = float(np.nextafter(floor, 2.0))
+    return terms, np.maximum(magnitude / magnitude.max(), floor)
 
 
 def plan_energy(hamiltonian: PauliSum, scheme: str, snapshots: int, seed: int) -> Scheme:

@@ -30,6 +30,7 @@ uninterrupted run. Different arguments on an existing store are refused.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -127,14 +128,30 @@ def batch_seeds(seed: int, n_batches: int) -> list[int]:
 
 
 def _identity(scheme: Scheme, backend: Backend, seed: int, batch_snapshots: int) -> dict[str, Any]:
+    """Everything that must be equal for a resumed acquisition to continue the same experiment.
+
+    The scheme (settings, repeats, kind, probabilities), the back end's full description (noise
+    model, options; not its package versions), the state (and the contents of a state file),
+    the seed and the batch size.
+    """
+    import hashlib
+
     described = backend.describe()
-    return {
+    state = described.get("state")
+    identity: dict[str, Any] = {
         "scheme_sha256": scheme.digest(),
+        "scheme_kind": scheme.kind,
+        "scheme_probabilities": None if scheme.probabilities is None else scheme.probabilities.tolist(),
         "backend": described.get("backend", backend.name),
-        "state": described.get("state"),
+        "backend_settings": {k: v for k, v in described.items()
+                             if k not in ("backend", "state") and "version" not in k},
+        "state": state,
         "seed": int(seed),
         "batch_snapshots": int(batch_snapshots),
     }
+    if isinstance(state, str) and Path(state).is_file():
+        identity["state_sha256"] = hashlib.sha256(Path(state).read_bytes()).hexdigest()
+    return json.loads(json.dumps(identity, default=str))  # as stored: JSON types, so comparisons are exact
 
 
 def acquire(
@@ -168,9 +185,10 @@ def acquire(
         recorded = store.metadata["provenance"].get("acquisition")
         if recorded is None:
             raise ShadowlabError(f"{path} is a shadow store that no 'acquire' run started; choose another output path")
-        changed = [k for k in identity if recorded.get(k) != identity[k]]
+        keys = [*identity, *(k for k in recorded if k not in identity)]
+        changed = [k for k in keys if recorded.get(k) != identity.get(k)]
         if changed:
-            details = ", ".join(f"{k}: store has {recorded.get(k)!r}, now {identity[k]!r}" for k in changed)
+            details = ", ".join(f"{k}: store has {recorded.get(k)!r}, now {identity.get(k)!r}" for k in changed)
             raise ShadowlabError(f"{path} holds a different acquisition ({details}); resume with the same plan, "
                                  "back end, state, seed and batch size, or write to a new path")
     else:

@@ -525,8 +525,10 @@ def estimate_sum(
     weights_all = np.array([t.weight for t in hamiltonian.terms], dtype=np.int64)
     ident = weights_all == 0
     constant = float(hamiltonian.coeffs[ident].sum())
-    terms = [t for t, i in zip(hamiltonian.terms, ident, strict=True) if not i]
-    coeffs = hamiltonian.coeffs[~ident]
+    # Zero-coefficient terms contribute exactly nothing: they need no matching snapshot.
+    keep = ~ident & (hamiltonian.coeffs != 0)
+    terms = [t for t, k in zip(hamiltonian.terms, keep, strict=True) if k]
+    coeffs = hamiltonian.coeffs[keep]
     n = source.n_snapshots
 
     def result(est: float, se: float, half: float, used: int) -> Estimates:
@@ -544,9 +546,12 @@ def estimate_sum(
         c = match[:, 0].astype(np.float64)
         if np.any(c == 0):
             bad = [terms[i].to_sparse() for i in np.flatnonzero(c == 0)[:5]]
+            advice = ("measure them: a larger budget or a plan that targets every term" if probs is None
+                      and (scheme_record(source) or {}).get("kind") in DETERMINISTIC_SCHEMES
+                      else "use estimator 'mean', or more snapshots")
             raise EstimationError(
                 f"no snapshot matches {int(np.sum(c == 0))} term(s) of the sum, e.g. {', '.join(bad)}; the matched "
-                "estimator needs every term matched at least once (use estimator 'mean', or more snapshots)"
+                f"estimator needs every term matched at least once ({advice})"
             )
         mu = (match[:, 0] - 2 * odd[:, 0]) / c
         est = constant + float(coeffs @ mu)

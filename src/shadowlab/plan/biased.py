@@ -3,13 +3,14 @@
 Qubit ``q`` is measured in basis ``b`` with probability ``beta[q, b]`` instead of 1/3. For a
 Hamiltonian ``H = sum_P a_P P`` the importance-weighted estimator (each matching snapshot
 weighted by ``prod_{q in S_P} 1 / beta[q, P_q]``, see :mod:`shadowlab.estimate.pauli`) is
-unbiased, and its single-snapshot variance is at most
+unbiased. Its single-snapshot second moment is the diagonal part
 
-    cost(beta) = sum_P a_P^2 prod_{q in S_P} 1 / beta[q, P_q]  -  <H>^2 ,
+    cost(beta) = sum_P a_P^2 prod_{q in S_P} 1 / beta[q, P_q]
 
-with equality of the first term for the maximally mixed state (it is the diagonal part of the
-variance; the off-diagonal part is state-dependent). The probabilities minimize ``cost`` — the
-state-independent objective of Hadfield et al. — by exact block-coordinate descent: with every
+plus state-dependent cross terms between Paulis that the same setting can match (which can be
+positive or negative). ``cost`` is exactly the second moment for the maximally mixed state, and
+it is the state-independent figure of merit of Hadfield et al. — not an upper bound on the
+variance for every state. The probabilities minimize it by exact block-coordinate descent: with every
 other qubit fixed, ``cost`` is ``sum_b c[q, b] / beta[q, b] + const`` with
 ``c[q, b] = sum_{P: P_q = b} a_P^2 prod_{j != q} 1 / beta[j, P_j]``, minimized on the simplex by
 ``beta[q, b] = sqrt(c[q, b]) / sum_b' sqrt(c[q, b'])``. Each update lowers the cost, and the
@@ -39,7 +40,8 @@ class BiasedProbabilities:
     probabilities:
         ``(n_qubits, 3)`` float64, columns X, Y, Z, rows summing to 1.
     cost:
-        ``sum_P a_P^2 prod 1/beta`` at the optimum (Hartree^2 for a molecular Hamiltonian).
+        ``sum_P a_P^2 prod 1/beta`` at the optimum (Hartree^2 for a molecular Hamiltonian): the
+        single-snapshot second moment for the maximally mixed state.
     uniform_cost:
         The same sum for uniform measurements, ``sum_P a_P^2 3^|P|``.
     sweeps:
@@ -64,7 +66,8 @@ def variance_bound(hamiltonian: PauliSum, probabilities: np.ndarray) -> float:
 
 
 def _terms(hamiltonian: PauliSum) -> tuple[PauliArrays, np.ndarray]:
-    keep = [i for i, t in enumerate(hamiltonian.terms) if t.weight > 0]
+    # Identity terms are known exactly and zero-coefficient terms contribute nothing.
+    keep = [i for i, t in enumerate(hamiltonian.terms) if t.weight > 0 and hamiltonian.coeffs[i] != 0]
     if not keep:
         raise ShadowlabError("the Hamiltonian has no non-identity terms; there is nothing to measure")
     arrays = PauliArrays.from_paulis([hamiltonian.terms[i] for i in keep])
