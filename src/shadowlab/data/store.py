@@ -235,6 +235,16 @@ class ShadowStore:
         except ShadowlabError as exc:
             raise StoreFormatError(f"{self.path}: rows {start}:{stop} hold invalid data: {exc}") from exc
 
+    def read_settings(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Setting indices of committed snapshots ``start:stop`` (reads only that array)."""
+        s = self.n_snapshots
+        stop = s if stop is None else min(stop, s)
+        start = max(0, min(start, stop))
+        try:
+            return np.asarray(self._group["settings"][start:stop], dtype=np.int64)
+        except Exception as exc:
+            raise StoreFormatError(f"{self.path}: cannot read settings {start}:{stop}: {exc}") from exc
+
     def load(self) -> ShadowData:
         """All committed snapshots in memory."""
         return self.read(0, None)

@@ -11,7 +11,10 @@ and gives per-snapshot values ``y_s`` of ``<H^2>``. Then, over ``N`` snapshots,
   so the whole estimate is unbiased (squaring ``mean(x)`` would add ``Var(mean(x))``).
 
 Standard error of the variance: the delta method, with influence ``y_s - 2 <H> x_s`` per
-snapshot (batch means of it when settings repeat, as in :mod:`shadowlab.estimate.pauli`).
+snapshot (batch means of it when settings repeat, batches aligned with settings, as in
+:mod:`shadowlab.estimate.pauli`). When settings repeat, ``U`` sums only pairs of snapshots of
+different settings (``(S1^2 - sum_g T_g^2) / (N^2 - sum_g L_g^2)`` over settings ``g`` with sum
+``T_g`` and size ``L_g``): same-setting pairs share their bases and would bias it.
 Requires a random scheme (uniform or biased); deterministic (derandomized) data are refused,
 because ``mean`` is biased there and ``H^2`` has terms the plan never targeted.
 """
@@ -30,9 +33,10 @@ from shadowlab.estimate.pauli import (
     DEFAULT_CHUNK_SNAPSHOTS,
     SnapshotSource,
     _z,
-    block_bounds,
     match_scale,
     resolve_scheme,
+    setting_aligned_bounds,
+    setting_starts,
 )
 from shadowlab.estimate.results import Estimates
 from shadowlab.paulis import PauliArrays, PauliSum, square_pauli_sum
@@ -97,8 +101,13 @@ def estimate_energy_variance(
     squared = square_pauli_sum(hamiltonian)
     prep_h, prep_h2 = _prepare(hamiltonian, probs), _prepare(squared, probs)
     clustered = source.n_settings < n
-    n_batches = min(BATCHES, n) if clustered else 1
-    bounds = block_bounds(n, n_batches)
+    if clustered:
+        bounds = setting_aligned_bounds(source, BATCHES)
+        starts = setting_starts(source)
+        run_sums = np.zeros(len(starts) - 1)  # per-setting sums of x, for the same-setting pairs
+    else:
+        bounds = np.array([0, n], dtype=np.int64)
+    n_batches = len(bounds) - 1
     sx = np.zeros(n_batches)
     sy = np.zeros(n_batches)
     sxx = sxy = syy = 0.0
@@ -114,13 +123,25 @@ def estimate_energy_variance(
         for b in np.flatnonzero(hi > lo):
             sx[b] += x[lo[b]:hi[b]].sum()
             sy[b] += y[lo[b]:hi[b]].sum()
+        if clustered:
+            run = np.searchsorted(starts, np.arange(offset, offset + chunk.n_snapshots), side="right") - 1
+            run_sums += np.bincount(run, weights=x, minlength=len(run_sums))
     s1, s2 = float(sx.sum()), float(sy.sum())
     energy = s1 / n
     energy2 = s2 / n
-    variance = energy2 - (s1 * s1 - sxx) / (n * (n - 1.0))
+    if clustered:
+        # <H>^2 from pairs of snapshots of *different* settings: same-setting pairs share bases and
+        # are correlated, so including them biases the U-statistic.
+        lengths = np.diff(starts).astype(np.float64)
+        pairs = n * float(n) - float(lengths @ lengths)
+        if pairs <= 0:
+            raise ShadowlabError("the energy variance needs snapshots of at least 2 settings")
+        variance = energy2 - (s1 * s1 - float(run_sums @ run_sums)) / pairs
+    else:
+        variance = energy2 - (s1 * s1 - sxx) / (n * (n - 1.0))
     if clustered:
         sizes = np.diff(bounds).astype(np.float64)
-        j = n_batches
+        j = int(np.count_nonzero(sizes))
 
         def batch_se(totals: np.ndarray, mean: float) -> float:
             resid = totals - sizes * mean

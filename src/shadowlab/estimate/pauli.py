@@ -48,8 +48,11 @@ data set has fewer settings than snapshots, every standard error is instead the 
 (cluster-robust) one: the snapshots are cut into ``J`` (about 64) contiguous batches, and the
 variance of the estimate is ``J / (J - 1) * sum_j (T_j - N_j * est)^2 / N^2`` for ``mean``
 (``T_j`` the batch's total contribution, ``N_j`` its size), and the same with matches in place
-of snapshots for ``matched``. This is valid when the snapshots of one setting are contiguous, as
-shadowlab's simulators and stores keep them. The ``normal`` interval is then ``est +- z se`` for
+of snapshots for ``matched``. Batch boundaries fall on setting boundaries, so a setting never
+straddles two batches, and with fewer than 64 settings each batch is one setting. This needs the
+snapshots of one setting to be contiguous, as shadowlab's simulators and stores keep them (other
+orders are refused). With few settings (tens) the normal interval is approximate: the batch
+variance then has few degrees of freedom. The ``normal`` interval is then ``est +- z se`` for
 every estimator, and ``hkp`` is refused (its guarantee needs independent settings).
 
 Every call streams the data chunk by chunk: memory is bounded by the chunk size plus
@@ -110,6 +113,9 @@ class _Options:
     clustered: bool
     level: float
     interval: str
+    #: ``(J + 1,)`` batch boundaries; with repeated settings they fall on setting boundaries, so a
+    #: setting's snapshots never straddle two batches (batches may then differ in size, or be empty).
+    bounds: np.ndarray
 
     @property
     def n_batches(self) -> int:
@@ -172,7 +178,48 @@ def _options(
                 "cluster-robust standard errors for repeated settings need at least 2 batches, and the "
                 "observables' counters leave room for 1; estimate fewer observables per call"
             )
-    return _Options(estimator, k, m, clustered, level, interval)
+    bounds = setting_aligned_bounds(source, k * m) if clustered else block_bounds(n_snapshots, k * m)
+    if clustered and np.count_nonzero(np.diff(bounds)) < 2:
+        raise ShadowlabError("cluster-robust standard errors need snapshots from at least 2 settings")
+    if clustered and k > 1 and np.any(np.diff(bounds).reshape(k, m).sum(axis=1) == 0):
+        raise ShadowlabError(f"median of means with K={k} blocks needs at least {k} settings when settings repeat, "
+                             f"but the data set has {source.n_settings}; use fewer blocks")
+    return _Options(estimator, k, m, clustered, level, interval, bounds)
+
+
+def setting_starts(source: SnapshotSource, chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS) -> np.ndarray:
+    """First snapshot of every run of equal setting indices, plus ``n_snapshots`` at the end.
+
+    Raises if a setting's snapshots are not contiguous (a setting index that reappears after
+    another), because cluster-robust errors and same-setting pair exclusion rely on it.
+    """
+    n = source.n_snapshots
+    reader = getattr(source, "read_settings", None)
+    starts: list[np.ndarray] = []
+    run_ids: list[np.ndarray] = []
+    previous = None
+    for lo in range(0, n, chunk_snapshots):
+        hi = min(n, lo + chunk_snapshots)
+        ids = np.asarray(reader(lo, hi) if reader is not None else source.settings[lo:hi], dtype=np.int64)
+        change = np.flatnonzero(np.diff(ids) != 0) + 1
+        local = np.concatenate([[0], change]) if previous is None or ids[0] != previous else change
+        starts.append(local + lo)
+        run_ids.append(ids[local])
+        previous = ids[-1]
+    ids_all = np.concatenate(run_ids)
+    if np.unique(ids_all).size != ids_all.size:
+        raise ShadowlabError("a setting's snapshots are not contiguous (a setting index reappears after another); "
+                             "repeated-setting error bars need each setting measured in one run")
+    return np.concatenate([*starts, [n]]).astype(np.int64)
+
+
+def setting_aligned_bounds(source: SnapshotSource, n_batches: int) -> np.ndarray:
+    """``n_batches`` contiguous batches of about equal size whose boundaries fall on setting starts."""
+    starts = setting_starts(source)
+    targets = block_bounds(source.n_snapshots, n_batches)
+    snapped = starts[np.searchsorted(starts, targets, side="left")]
+    snapped[0], snapped[-1] = 0, source.n_snapshots
+    return np.maximum.accumulate(snapped)
 
 
 def block_bounds(n_snapshots: int, n_blocks: int) -> np.ndarray:
@@ -202,17 +249,22 @@ def pauli_counts(
     arrays: PauliArrays,
     n_blocks: int = 1,
     *,
+    bounds: np.ndarray | None = None,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stream ``source`` and count, per Pauli and block, matching snapshots and odd-parity ones.
+
+    ``bounds`` (``(K + 1,)``) overrides the ``n_blocks`` equal blocks.
 
     Returns
     -------
     match, odd:
         ``(M, K)`` int64 arrays.
     """
-    bounds = block_bounds(source.n_snapshots, n_blocks)
+    if bounds is None:
+        bounds = block_bounds(source.n_snapshots, n_blocks)
+    n_blocks = len(bounds) - 1
     match = np.zeros((len(arrays), n_blocks), dtype=np.int64)
     odd = np.zeros_like(match)
     for offset, chunk in source.iter_chunks(chunk_snapshots):
@@ -281,10 +333,13 @@ def _z(level: float) -> float:
     return NormalDist().inv_cdf(0.5 + level / 2.0)
 
 
-def _batch_variance(totals: np.ndarray, weights_per_batch: np.ndarray, estimate: np.ndarray, norm: np.ndarray
-                    ) -> np.ndarray:
-    """Batch-means variance ``J/(J-1) sum_j (T_j - W_j est)^2 / norm^2`` along the last axis."""
-    j = totals.shape[-1]
+def _batch_variance(totals: np.ndarray, weights_per_batch: np.ndarray, estimate: np.ndarray, norm: np.ndarray,
+                    j: int | None = None) -> np.ndarray:
+    """Batch-means variance ``J/(J-1) sum_j (T_j - W_j est)^2 / norm^2`` along the last axis.
+
+    ``j`` is the number of non-empty batches (empty ones contribute nothing); default: all.
+    """
+    j = totals.shape[-1] if j is None else j
     resid = totals - weights_per_batch * estimate[..., None]
     return j / (j - 1.0) * np.sum(resid * resid, axis=-1) / (norm * norm)
 
@@ -302,10 +357,12 @@ def _stats_from_counts(
     s = signed.sum(axis=1)
     n = float(n_snapshots)
     z = _z(opts.level)
-    sizes = np.diff(block_bounds(n_snapshots, opts.n_batches)).astype(np.float64)
+    sizes = np.diff(opts.bounds).astype(np.float64)
+    j_eff = int(np.count_nonzero(sizes))
     mean = scale * s / n
     if opts.clustered:
-        se_mean = np.sqrt(_batch_variance(scale[:, None] * signed, sizes[None, :], mean, np.full_like(mean, n)))
+        se_mean = np.sqrt(_batch_variance(scale[:, None] * signed, sizes[None, :], mean, np.full_like(mean, n),
+                                          j_eff))
     else:
         # Sample variance of the per-snapshot contributions scale * sign (or 0): E[x^2] = scale^2 c / N.
         var = np.maximum(scale * scale * c / n - mean * mean, 0.0) * (n / (n - 1.0) if n > 1 else 1.0)
@@ -317,7 +374,7 @@ def _stats_from_counts(
         safe_c = np.maximum(c, 1.0)
         est = s / safe_c
         if opts.clustered:
-            se = np.sqrt(_batch_variance(signed, match.astype(np.float64), est, safe_c))
+            se = np.sqrt(_batch_variance(signed, match.astype(np.float64), est, safe_c, j_eff))
             lo, hi = est - z * se, est + z * se
         else:
             se = np.where(c > 1, np.sqrt(np.maximum(1.0 - est * est, 0.0) / np.maximum(c - 1.0, 1.0)), 1.0)
@@ -404,7 +461,8 @@ def estimate_paulis(
     opts = _options(source, estimator, n_blocks, level, interval, len(paulis), bytes_per_batch=16 * len(paulis))
     arrays = PauliArrays.from_paulis(paulis)
     scale = match_scale(arrays.qubits, arrays.codes, arrays.weights, probs)
-    match, odd = pauli_counts(source, arrays, opts.n_batches, chunk_snapshots=chunk_snapshots, progress=progress)
+    match, odd = pauli_counts(source, arrays, bounds=opts.bounds, chunk_snapshots=chunk_snapshots,
+                              progress=progress)
     return _finish(match, odd, arrays.weights, scale, labels, source.n_snapshots, opts, on_unmatched)
 
 
@@ -468,7 +526,7 @@ def estimate_two_point(
     if j * per_batch > COUNTER_BUDGET_BYTES:
         raise ShadowlabError(f"{j} blocks x {n_q}^2 x 9 counters would need {j * per_batch / 2**30:.1f} GiB; "
                              "use fewer blocks or an explicit observable list")
-    bounds = block_bounds(source.n_snapshots, j)
+    bounds = opts.bounds
     match = np.zeros((j, n_q, n_q, 3, 3), dtype=np.int64)
     odd = np.zeros_like(match)
     for offset, chunk in source.iter_chunks(chunk_snapshots):
@@ -540,7 +598,8 @@ def estimate_sum(
     arrays = PauliArrays.from_paulis(terms)
     scale3 = match_scale(arrays.qubits, arrays.codes, arrays.weights, probs)
     z = _z(level)
-    sizes = np.diff(block_bounds(n, opts.n_batches)).astype(np.float64)
+    sizes = np.diff(opts.bounds).astype(np.float64)
+    j_eff = int(np.count_nonzero(sizes))
     if opts.estimator == "matched":
         match, odd = pauli_counts(source, arrays, 1, chunk_snapshots=chunk_snapshots)
         c = match[:, 0].astype(np.float64)
@@ -557,11 +616,10 @@ def estimate_sum(
         est = constant + float(coeffs @ mu)
         # Influence of snapshot s: psi_s = sum_j (c_j / C_j) m_js (sign_js - mu_j); it sums to 0,
         # and the variance of the estimate is sum_s psi_s^2 (or over batch sums, clustered).
-        batch_psi, sq, used = _stream_sum_values(source, arrays, coeffs / c, -coeffs * mu / c, opts.n_batches,
+        batch_psi, sq, used = _stream_sum_values(source, arrays, coeffs / c, -coeffs * mu / c, opts.bounds,
                                                  chunk_snapshots, progress)
         if opts.clustered:
-            j = opts.n_batches
-            var = j / (j - 1.0) * float(batch_psi @ batch_psi)
+            var = j_eff / (j_eff - 1.0) * float(batch_psi @ batch_psi)
         else:
             var = sq
         # Small-sample correction of each term's own variance c_j^2 (1 - mu_j^2) / C_j: the plug-in
@@ -578,10 +636,10 @@ def estimate_sum(
         raise EstimationError(f"the scheme never measures the bases that term(s) {', '.join(bad)} need "
                               "(probability 0), so the sum cannot be estimated from these data")
     batch_sums, sum_sq, used = _stream_sum_values(source, arrays, coeffs * scale3, np.zeros(len(terms)),
-                                                  opts.n_batches, chunk_snapshots, progress)
+                                                  opts.bounds, chunk_snapshots, progress)
     mean = float(batch_sums.sum()) / n
     if opts.clustered:
-        se_mean = math.sqrt(float(_batch_variance(batch_sums, sizes, np.array(mean), np.array(float(n)))))
+        se_mean = math.sqrt(float(_batch_variance(batch_sums, sizes, np.array(mean), np.array(float(n)), j_eff)))
     else:
         var = max(sum_sq / n - mean * mean, 0.0) * (n / (n - 1) if n > 1 else 1.0)
         se_mean = math.sqrt(var / n)
@@ -600,7 +658,7 @@ def estimate_sum(
 
 
 def _stream_sum_values(
-    source: SnapshotSource, arrays: PauliArrays, scale: np.ndarray, offset: np.ndarray, n_batches: int,
+    source: SnapshotSource, arrays: PauliArrays, scale: np.ndarray, offset: np.ndarray, bounds: np.ndarray,
     chunk_snapshots: int, progress: Progress | None,
 ) -> tuple[np.ndarray, float, int]:
     """Stream per-snapshot values of a sum (see :func:`kernels.pauli_sum_snapshot_values`).
@@ -608,8 +666,7 @@ def _stream_sum_values(
     Returns the ``(J,)`` per-batch sums, the sum of squares over all snapshots, and the number
     of snapshots that match at least one term.
     """
-    bounds = block_bounds(source.n_snapshots, n_batches)
-    batch_sums = np.zeros(n_batches)
+    batch_sums = np.zeros(len(bounds) - 1)
     sum_sq = 0.0
     used = 0
     scale = np.ascontiguousarray(scale, dtype=np.float64)
