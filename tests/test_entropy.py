@@ -262,3 +262,22 @@ def test_quick_benchmark_runs(tmp_path):
     doc = json.loads((tmp_path / "b.json").read_text())
     ours = [r for r in doc["rows"] if r["tool"] == "shadowlab"]
     assert ours and ours[0]["status"] == "ok"
+
+
+def test_non_uniform_schemes_are_refused():
+    """Review finding: a biased scheme gave purity 3.4-11.4 for |00> silently."""
+    from shadowlab.acquire.statevector import sample_statevector
+    from shadowlab.data.dataset import ShadowData
+    from shadowlab.errors import ShadowlabError
+    from shadowlab.estimate.rdm import estimate_rdm
+    from shadowlab.plan.scheme import random_scheme
+
+    state = np.zeros(4, dtype=complex)
+    state[0] = 1
+    scheme = random_scheme(np.array([[0.1, 0.1, 0.8], [0.1, 0.1, 0.8]]), 500, np.random.default_rng(1))
+    d = sample_statevector(state, scheme.settings, scheme.repeats, np.random.default_rng(2))
+    data = ShadowData(d.bases, d.outcomes, d.settings, {"scheme": scheme.record()})
+    with pytest.raises(ShadowlabError, match="biased scheme"):
+        estimate_renyi2(data, [(0,)])
+    with pytest.raises(ShadowlabError, match="biased scheme"):
+        estimate_rdm(data, [0])

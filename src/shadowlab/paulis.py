@@ -263,7 +263,7 @@ def _dense_codes(h: PauliSum) -> np.ndarray:
     return out
 
 
-def square_pauli_sum(h: PauliSum, *, block_bytes: int = 1 << 26) -> PauliSum:
+def square_pauli_sum(h: PauliSum, *, block_bytes: int = 1 << 26, square_limit_bytes: int = 1 << 31) -> PauliSum:
     """``H^2`` as a real Pauli sum, by Pauli algebra (no matrices; any number of qubits).
 
     ``H^2 = sum_{i,j} c_i c_j P_i P_j``: pairs that anticommute give imaginary phases that cancel
@@ -277,8 +277,12 @@ def square_pauli_sum(h: PauliSum, *, block_bytes: int = 1 << 26) -> PauliSum:
     >>> dict(zip(sq.labels, sq.coeffs.tolist()))
     {'I': 5.25, 'X0 Y1': 4.0}
     """
+    m, n = len(h), h.n_qubits
+    # All commuting pairs' letters are kept before merging: up to m^2 n bytes (plus a sort).
+    if m * m * n > square_limit_bytes:
+        raise ShadowlabError(f"H^2 of {m} terms on {n} qubits needs up to {m * m * n / 2**30:.1f} GiB of pair "
+                             f"products (limit {square_limit_bytes / 2**30:.1f} GiB); use fewer terms")
     codes = _dense_codes(h)
-    m, n = codes.shape
     coeffs = np.asarray(h.coeffs, dtype=np.float64)
     rows_per_block = max(1, block_bytes // max(1, 3 * m * n))
     keys: list[np.ndarray] = []

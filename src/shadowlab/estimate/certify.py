@@ -74,6 +74,8 @@ MAX_TAU_QUBITS = 16
 #: Largest qubit count of :func:`exact_shadow_overlap` (it enumerates ``3 n 2^n`` rounds).
 MAX_EXACT_QUBITS = 12
 _OMEGA_RANGE = 3.0  # omega lies in [-1, 2]
+#: Memory allowed for a stabilizer target's conditional-state tables (bytes).
+STABILIZER_TARGET_MEMORY = 2 * 2**30
 
 
 # ------------------------------------------------------------------------------------- targets
@@ -165,6 +167,11 @@ def _stabilizer_target(circuit: stim.Circuit) -> _StabilizerTarget:
     zmat = np.array(z_rows, dtype=np.uint8).reshape(-1, n + 1)
     zmat, _ = _rref(zmat, n)
     zmat = zmat[zmat[:, :n].any(axis=1)]
+    # Per qubit a (1 + n_z) x n float32 matrix: about 4 n^3 bytes in all; say so before building it.
+    need = 4 * n * (1 + zmat.shape[0]) * n
+    if need > STABILIZER_TARGET_MEMORY:
+        raise ShadowlabError(f"a {n}-qubit stabilizer target needs about {need / 2**30:.1f} GiB of conditional-state "
+                             f"tables here (limit {STABILIZER_TARGET_MEMORY / 2**30:.0f} GiB); certify smaller targets")
     kind = np.zeros(n, dtype=np.int8)
     sign = np.zeros(n, dtype=np.uint8)
     weights: list[np.ndarray] = []
@@ -250,7 +257,9 @@ def _stabilizer_values(rounds: CertificationRounds, t: _StabilizerTarget) -> np.
 def _vector_values(rounds: CertificationRounds, psi: np.ndarray) -> np.ndarray:
     n = rounds.n_qubits
     place = (1 << np.arange(n - 1, -1, -1, dtype=np.int64))
-    idx0 = rounds.z.astype(np.int64) @ place
+    # Bit k of z is not a measurement (qubit k was measured in the random basis): mask it out, so
+    # a file that stores the outcome there gives the same values as the stabilizer path.
+    idx0 = (rounds.z.astype(np.int64) @ place) & ~place[rounds.qubit]
     idx1 = idx0 | place[rounds.qubit]
     a0, a1 = psi[idx0], psi[idx1]
     norm2 = np.abs(a0) ** 2 + np.abs(a1) ** 2

@@ -443,6 +443,21 @@ def _log_base(base: str | float) -> tuple[str, float]:
     raise ShadowlabError(f"base must be 2 (bits) or e (nats), got {base!r}")
 
 
+def require_uniform_scheme(source: object, what: str) -> None:
+    """Refuse data whose recorded scheme is not uniformly random local Pauli.
+
+    The per-qubit inverse ``3|s><s| - I`` (and the 5 / -4 / 1/2 pair table built from it) holds
+    only for uniform bases; biased or deterministic schemes would give wrong numbers silently.
+    """
+    from shadowlab.estimate.pauli import resolve_scheme
+
+    estimator, probabilities = resolve_scheme(source, source.n_qubits, "auto")  # type: ignore[attr-defined]
+    if estimator != "mean" or probabilities is not None:
+        kind = ((getattr(source, "scheme_record", None) or {}).get("kind")) or "non-uniform"
+        raise ShadowlabError(f"{what} needs uniformly random local Pauli measurements; this data set was measured "
+                             f"with a {kind} scheme")
+
+
 def estimate_renyi2(
     source: SnapshotSource,
     subsystems: Iterable[Sequence[int]],
@@ -485,6 +500,7 @@ def estimate_renyi2(
     key, ln_base = _log_base(base)
     if not 0.0 < level < 1.0:
         raise ShadowlabError(f"confidence level must lie strictly between 0 and 1, got {level}")
+    require_uniform_scheme(source, "the Renyi-2 estimator")
     subs = check_subsystems(subsystems, source.n_qubits, max_size=max_size)
     n = source.n_snapshots
     if n < 3:

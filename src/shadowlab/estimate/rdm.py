@@ -53,7 +53,7 @@ import numpy as np
 
 from shadowlab.atomic import atomic_path
 from shadowlab.errors import EstimationError, ShadowlabError
-from shadowlab.estimate.entropy import check_subsystems, pattern_counts
+from shadowlab.estimate.entropy import check_subsystems, pattern_counts, require_uniform_scheme
 from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
 
 Progress = Callable[[int], None]
@@ -237,6 +237,7 @@ def estimate_rdm(
     >>> np.round(r.state().real[[0, 3], [0, 3]], 1).tolist()
     [0.5, 0.5]
     """
+    require_uniform_scheme(source, "the reduced-density-matrix estimator")
     (qs,) = check_subsystems([qubits], source.n_qubits, max_size=max_qubits, what="qubits")
     need = rdm_bytes(len(qs))
     if need > memory_limit:

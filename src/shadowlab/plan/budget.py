@@ -124,7 +124,11 @@ def rigorous_budget(observables: PauliSum, epsilon: float, delta: float, *, ense
     m = 1 if (as_sum or fidelity) else len(observables)
     blocks = math.ceil(2.0 * math.log(2.0 * m / delta))
     worst = float(norms.max()) if norms.size else 0.0
-    block_size = max(1, math.ceil(HKP_CONSTANT * worst / epsilon**2))
+    size = HKP_CONSTANT * worst / epsilon**2
+    if not math.isfinite(size) or size > 1e18:
+        raise ShadowlabError(f"the rigorous budget is astronomically large ({size:.3g} snapshots per block): the "
+                             f"shadow norm {worst:.3g} of the {ensemble} ensemble is hopeless for these observables")
+    block_size = max(1, math.ceil(size))
     return Budget(ensemble, epsilon, delta, m, worst, blocks, block_size, blocks * block_size)
 
 
