@@ -51,7 +51,8 @@ def _user_errors(func: F) -> F:
             err.print(f"[bold red]error:[/] {exc.filename or ''}: {exc.strerror}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print("interrupted; no output was written")
+            err.print("interrupted; no output was written (an interrupted 'acquire' keeps its finished batches: "
+                      "rerun the same command to resume)")
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -223,7 +224,8 @@ def acquire(
     output: Annotated[Path, typer.Option("--output", "-o", help="Store to create, or to resume.")],
     backend: Annotated[str, typer.Option(help="auto (stim for Clifford states, else statevector), statevector, "
                                               "stim, qiskit-aer or braket-local.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Seed; the same arguments give identical data.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed; the same arguments give identical data (except on "
+                                           "braket-local, which cannot be seeded).")] = 0,
     batch_snapshots: Annotated[int, typer.Option(help="Snapshots per appended batch (the unit of resuming).")
                                ] = 4096,
     noise: Annotated[str | None, typer.Option(help="SDK noise (qiskit-aer, braket-local): e.g. "
@@ -512,6 +514,7 @@ def circuits(
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to create, one OpenQASM 3 file "
                                                                 "per setting.")],
     sdk: Annotated[str, typer.Option(help="qiskit or braket: whose OpenQASM 3 dialect to write.")] = "qiskit",
+    seed: Annotated[int, typer.Option(help="Seed of random built-in states (as for acquire).")] = 0,
     force: ForceOpt = False,
 ) -> None:
     """Write the circuit of every setting (state preparation, basis rotations, measurement) as OpenQASM 3."""
@@ -521,12 +524,19 @@ def circuits(
     check_can_write(output, force=force)
     scheme = read_scheme(plan_file)
     labels = scheme.labels()
-    if sdk == "qiskit":
-        from qiskit import qasm3  # the extra is checked by state_circuit_qiskit first
+    if not Path(state).suffix:  # a built-in spec: resolve it with the seed, as acquire does
+        from shadowlab.acquire.simulate import prepare_state
 
+        state = prepare_state(state, seed=seed)  # type: ignore[assignment]
+    if sdk == "qiskit":
         from shadowlab.acquire.qiskit_backend import setting_circuits_qiskit, state_circuit_qiskit
 
-        prep = state_circuit_qiskit(state)
+        prep = state_circuit_qiskit(state)  # checks the 'qiskit' extra first, with a clear error
+        from qiskit import qasm3
+
+        if prep.num_qubits != scheme.n_qubits:
+            raise ShadowlabError(f"the plan has {scheme.n_qubits} qubits but the state has {prep.num_qubits}")
+
         texts = [qasm3.dumps(c) for c in setting_circuits_qiskit(prep, scheme.settings)]
     elif sdk == "braket":
         from shadowlab.acquire.braket_backend import setting_circuits_braket, state_circuit_braket
@@ -535,9 +545,7 @@ def circuits(
         texts = [c.to_ir("OPENQASM").source for c in setting_circuits_braket(prep, scheme.settings)]
     else:
         raise ShadowlabError(f"--sdk must be qiskit or braket, got {sdk!r}")
-    n_state = prep.num_qubits if sdk == "qiskit" else prep.qubit_count
-    if n_state != scheme.n_qubits:
-        raise ShadowlabError(f"the plan has {scheme.n_qubits} qubits but the state has {n_state}")
+    # (the setting-circuit builders refuse a plan and a state of different sizes)
     with atomic_path(output, force=force) as tmp:
         tmp.mkdir()
         width = len(str(scheme.n_settings - 1))

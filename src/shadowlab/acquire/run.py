@@ -25,7 +25,9 @@ with its batch index. The store's provenance records what is being acquired
 (``acquisition``: the scheme's SHA-256, back end, state, seed, batch size). Run again with the
 same arguments after an interruption — even SIGKILL in the middle of an append — and the
 acquisition continues at the first missing batch; the finished store is bit-identical to an
-uninterrupted run. Different arguments on an existing store are refused.
+uninterrupted run (on every seeded back end; Braket's local simulator cannot be seeded, so there
+a resumed run is a statistically equivalent continuation, not a replay). Different arguments on
+an existing store are refused.
 """
 
 from __future__ import annotations

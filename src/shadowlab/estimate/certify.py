@@ -408,7 +408,8 @@ class CertificationResult:
         ``clip(1 - tau (1 - overlap bound), 0, 1)`` by method.
     fidelity_lower_bound:
         The bound of ``method``: with probability at least ``level`` the fidelity
-        ``<psi|rho|psi>`` is at least this.
+        ``<psi|rho|psi>`` is at least this (rigorously for ``hoeffding`` and ``bernstein``;
+        asymptotically, by the normal approximation, for ``normal``).
     threshold, verdict, reason:
         ``verdict`` is ``"certified"`` (bound above ``threshold``), ``"rejected"`` or
         ``"not certifiable"`` (infinite ``tau``); ``reason`` says why in words.
