@@ -506,6 +506,10 @@ def estimate_renyi2(
     if n < 3:
         raise EstimationError(f"the purity U-statistic needs at least 3 snapshots; the data set has {n}")
     clustered = source.n_settings < n
+    if clustered:
+        from shadowlab.estimate.pauli import setting_starts
+
+        setting_starts(source)  # refuses settings whose snapshots are not contiguous, across chunks too
     purity = np.zeros(len(subs))
     se = np.zeros(len(subs))
     pairs = np.zeros(len(subs))
