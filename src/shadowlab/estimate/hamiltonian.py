@@ -32,7 +32,7 @@ from shadowlab.estimate.pauli import (
     BATCHES,
     DEFAULT_CHUNK_SNAPSHOTS,
     SnapshotSource,
-    _z,
+    _quantile,
     match_scale,
     resolve_scheme,
     setting_aligned_bounds,
@@ -159,7 +159,7 @@ def estimate_energy_variance(
         # Influence z_s = y_s - 2 <H> x_s: its second moment from the accumulated sums.
         zz = syy - 4.0 * energy * sxy + 4.0 * energy * energy * sxx
         se_v = iid_se(zz, energy2 - 2.0 * energy * energy)
-    z = _z(level)
+    z = _quantile(level, clustered, int(np.count_nonzero(np.diff(bounds))))
     est = np.array([energy, energy2, variance])
     se = np.array([se_e, se_e2, se_v])
     return Estimates(("energy", "energy^2", "variance"), est, se, est - z * se, est + z * se,
