@@ -281,3 +281,11 @@ def test_non_uniform_schemes_are_refused():
         estimate_renyi2(data, [(0,)])
     with pytest.raises(ShadowlabError, match="biased scheme"):
         estimate_rdm(data, [0])
+
+
+def test_memory_limit_is_checked_before_allocating():
+    from shadowlab.errors import ShadowlabError
+
+    data = simulate("ghz:8", 100, seed=1, simulator="statevector")
+    with pytest.raises(ShadowlabError, match="8-qubit subsystem needs about .* GiB"):
+        estimate_renyi2(data, [tuple(range(8))], memory_limit=2**20)

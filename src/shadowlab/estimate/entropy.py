@@ -87,7 +87,8 @@ from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
 
 Progress = Callable[[int], None]
 
-#: Largest subsystem accepted by default (a ``6^10``-entry count table is 460 MiB).
+#: Largest subsystem accepted by default (a ``6^10``-entry count table is 460 MiB; finishing it
+#: takes 40 bytes per pattern, 2.3 GiB, and 16 more with repeated settings).
 DEFAULT_MAX_SIZE = 10
 #: Memory for the count tables of one pass; more subsystems are counted in further passes.
 DEFAULT_MEMORY_BUDGET = 256 * 2**20
@@ -172,12 +173,16 @@ def check_subsystems(
     return result
 
 
-def _groups(subsystems: Sequence[tuple[int, ...]], budget: int) -> list[list[int]]:
-    """Split subsystem indices into groups whose int64 count tables fit ``budget`` bytes."""
+def _groups(subsystems: Sequence[tuple[int, ...]], budget: int, bytes_per_pattern: int = 8) -> list[list[int]]:
+    """Split subsystem indices into groups whose per-pattern tables fit ``budget`` bytes.
+
+    ``bytes_per_pattern``: 8 (int64 counts) for independent settings, 24 with repeated settings
+    (counts and two float64 work tables).
+    """
     groups: list[list[int]] = []
     used = budget + 1
     for i, sub in enumerate(subsystems):
-        need = 8 * 6 ** len(sub)
+        need = bytes_per_pattern * 6 ** len(sub)
         if used + need > budget and (not groups or groups[-1]):
             groups.append([])
             used = 0
@@ -466,6 +471,7 @@ def estimate_renyi2(
     level: float = 0.95,
     max_size: int = DEFAULT_MAX_SIZE,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_limit: int = 4 * 2**30,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
 ) -> EntropyEstimates:
@@ -486,6 +492,8 @@ def estimate_renyi2(
     memory_budget:
         Bytes of count tables filled in one pass over the data; more subsystems take more
         passes (each subsystem is finished, and its table freed, right after its pass).
+    memory_limit:
+        Refuse, before allocating, a subsystem whose tables would need more bytes than this.
     chunk_snapshots, progress:
         Snapshots read at a time (bounds memory); callback with each chunk's snapshot count, in
         each of the :func:`counting_passes` passes.
@@ -510,10 +518,16 @@ def estimate_renyi2(
         from shadowlab.estimate.pauli import setting_starts
 
         setting_starts(source)  # refuses settings whose snapshots are not contiguous, across chunks too
+    largest = max(len(sub) for sub in subs)
+    need = table_bytes(largest) + (16 * 6**largest if clustered else 0)
+    if need > memory_limit:
+        raise ShadowlabError(f"a {largest}-qubit subsystem needs about {need / 2**30:.1f} GiB of pattern tables "
+                             f"(6^{largest} patterns), over the memory limit of {memory_limit / 2**30:.1f} GiB; "
+                             "use smaller subsystems or raise memory_limit")
     purity = np.zeros(len(subs))
     se = np.zeros(len(subs))
     pairs = np.zeros(len(subs))
-    for group in _groups(subs, memory_budget):
+    for group in _groups(subs, memory_budget, 24 if clustered else 8):
         gsubs = [subs[i] for i in group]
         if not clustered:
             tables = pattern_counts(source, gsubs, chunk_snapshots=chunk_snapshots, progress=progress,
