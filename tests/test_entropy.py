@@ -287,5 +287,5 @@ def test_memory_limit_is_checked_before_allocating():
     from shadowlab.errors import ShadowlabError
 
     data = simulate("ghz:8", 100, seed=1, simulator="statevector")
-    with pytest.raises(ShadowlabError, match="8-qubit subsystem needs about .* GiB"):
+    with pytest.raises(ShadowlabError, match=r"8-qubit subsystem needs about .* GiB"):
         estimate_renyi2(data, [tuple(range(8))], memory_limit=2**20)
