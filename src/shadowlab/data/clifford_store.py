@@ -21,7 +21,6 @@ raised.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from collections.abc import Iterator, Sequence
@@ -32,9 +31,9 @@ from typing import Any
 import numpy as np
 import stim
 import zarr
-from zarr.codecs import BloscCodec
 
 from shadowlab.atomic import atomic_path
+from shadowlab.data.store import ZarrStoreBase, _compressor, _jsonable, _now, _writer
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError, StoreFormatError
 
 FORMAT_VERSION = 1
@@ -49,20 +48,6 @@ _SCHEMA = {
     "convention": "stim.Tableau.from_numpy(x2x=, x2z=, z2x=, z2z=, x_signs=, z_signs=) rebuilds U; the snapshot "
                   "measured U rho U^dagger in the computational basis",
 }
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
-
-
-def _writer() -> str:
-    from shadowlab import __version__
-
-    return f"shadowlab {__version__}"
-
-
-def _compressor() -> BloscCodec:
-    return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 
 
 def _packed(n: int) -> int:
@@ -150,7 +135,7 @@ class CliffordSnapshots:
         return np.packbits(self.outcomes, axis=1, bitorder="little")
 
 
-class CliffordStore:
+class CliffordStore(ZarrStoreBase):
     """A lazily opened global-Clifford store (see the module documentation for the layout)."""
 
     def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any], *, writable: bool = True):
@@ -246,31 +231,9 @@ class CliffordStore:
             if a.shape[0] < s:
                 raise StoreFormatError(f"{p}: array {name!r} has {a.shape[0]} rows but {s} are committed")
 
-    @property
-    def n_qubits(self) -> int:
-        """Number of qubits."""
-        return int(self._meta["n_qubits"])
-
-    @property
-    def n_snapshots(self) -> int:
-        """Number of committed snapshots."""
-        return int(self._meta["n_snapshots"])
-
-    @property
-    def chunk_snapshots(self) -> int:
-        """Rows per on-disk chunk."""
-        return int(self._meta["chunk_snapshots"])
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """A copy of the store's metadata."""
-        return json.loads(json.dumps(self._meta))
-
     def read(self, start: int = 0, stop: int | None = None) -> CliffordSnapshots:
         """Committed snapshots ``start:stop`` in memory."""
-        s = self.n_snapshots
-        stop = s if stop is None else min(stop, s)
-        start = max(0, min(start, stop))
+        start, stop = self._rows(start, stop)
         try:
             tab = self._group["tableaux"][start:stop]
             signs = self._group["signs"][start:stop]
@@ -345,16 +308,3 @@ def is_clifford_store(path: str | os.PathLike[str]) -> bool:
     except (OSError, ValueError, KeyError, TypeError):
         return False
     return isinstance(meta, dict) and meta.get("ensemble") == ENSEMBLE_GLOBAL_CLIFFORD
-
-
-def _jsonable(obj: Any) -> Any:
-    def default(o: Any) -> Any:
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.floating):
-            return float(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        return str(o)
-
-    return json.loads(json.dumps(obj, default=default))

@@ -66,7 +66,42 @@ def _compressor() -> BloscCodec:
     return BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 
 
-class ShadowStore:
+class ZarrStoreBase:
+    """What every shadowlab Zarr store shares: the metadata record and its committed row count.
+
+    Subclasses set ``_meta`` (the ``attrs["shadowlab"]`` dict) and hold the Zarr group.
+    """
+
+    _meta: dict[str, Any]
+
+    @property
+    def n_qubits(self) -> int:
+        """Number of qubits."""
+        return int(self._meta["n_qubits"])
+
+    @property
+    def n_snapshots(self) -> int:
+        """Number of committed snapshots."""
+        return int(self._meta["n_snapshots"])
+
+    @property
+    def chunk_snapshots(self) -> int:
+        """Rows per on-disk chunk."""
+        return int(self._meta["chunk_snapshots"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """A copy of the store's metadata."""
+        return json.loads(json.dumps(self._meta))
+
+    def _rows(self, start: int, stop: int | None) -> tuple[int, int]:
+        """``start:stop`` clipped to the committed rows."""
+        s = self.n_snapshots
+        stop = s if stop is None else min(stop, s)
+        return max(0, min(start, stop)), stop
+
+
+class ShadowStore(ZarrStoreBase):
     """A lazily opened shadow store; reads chunks on demand.
 
     Open an existing store with :meth:`open`, make one with :meth:`create` or
@@ -188,16 +223,6 @@ class ShadowStore:
 
     # -- properties --------------------------------------------------------------------------
     @property
-    def n_qubits(self) -> int:
-        """Number of qubits."""
-        return int(self._meta["n_qubits"])
-
-    @property
-    def n_snapshots(self) -> int:
-        """Number of committed snapshots."""
-        return int(self._meta["n_snapshots"])
-
-    @property
     def n_settings(self) -> int:
         """1 + the largest setting index (0 when empty)."""
         return int(self._meta.get("n_settings", 0))
@@ -208,22 +233,10 @@ class ShadowStore:
         record = self._meta.get("provenance", {}).get("scheme")
         return record if isinstance(record, dict) else None
 
-    @property
-    def chunk_snapshots(self) -> int:
-        """Rows per on-disk chunk."""
-        return int(self._meta["chunk_snapshots"])
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        """A copy of the store's metadata."""
-        return json.loads(json.dumps(self._meta))
-
     # -- reading -------------------------------------------------------------------------------
     def read(self, start: int = 0, stop: int | None = None) -> ShadowData:
         """Committed snapshots ``start:stop`` as an in-memory :class:`ShadowData`."""
-        s = self.n_snapshots
-        stop = s if stop is None else min(stop, s)
-        start = max(0, min(start, stop))
+        start, stop = self._rows(start, stop)
         try:
             bases = self._group["bases"][start:stop]
             outcomes = self._group["outcomes"][start:stop]
@@ -237,9 +250,7 @@ class ShadowStore:
 
     def read_settings(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Setting indices of committed snapshots ``start:stop`` (reads only that array)."""
-        s = self.n_snapshots
-        stop = s if stop is None else min(stop, s)
-        start = max(0, min(start, stop))
+        start, stop = self._rows(start, stop)
         try:
             return np.asarray(self._group["settings"][start:stop], dtype=np.int64)
         except Exception as exc:
