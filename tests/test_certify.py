@@ -7,13 +7,11 @@ import os
 import numpy as np
 import pytest
 import stim
-from typer.testing import CliRunner
 
 import shadowlab.cli_certify  # noqa: F401 - registers the command
 from shadowlab.acquire.certify_sampling import CertificationRounds, apply_noise, sample_certification_rounds
 from shadowlab.acquire.clifford_states import builtin_clifford
 from shadowlab.acquire.states import haar_random_state
-from shadowlab.cli import app
 from shadowlab.errors import InputFormatError, QubitCountMismatchError, ShadowlabError, StateError
 from shadowlab.estimate.certify import certify, exact_shadow_overlap, relaxation_time, round_values
 
@@ -351,19 +349,6 @@ def test_rounds_file_roundtrip_and_errors(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- CLI
-
-
-@pytest.fixture
-def run(tmp_path):
-    runner = CliRunner()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    yield invoke
-    os.chdir(cwd)
 
 
 def test_cli_certified_json_and_saved_rounds(run, tmp_path):

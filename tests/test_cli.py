@@ -7,28 +7,12 @@ and leave no output file behind.
 import csv
 import io
 import json
-import os
 
 import numpy as np
 import pytest
 import zarr
-from typer.testing import CliRunner
 
-from shadowlab.cli import app
 from shadowlab.data.store import ShadowStore
-
-
-@pytest.fixture
-def run(tmp_path):
-    runner = CliRunner()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    yield invoke
-    os.chdir(cwd)
 
 
 @pytest.fixture

@@ -8,33 +8,17 @@ direct run; bad inputs are clear errors with nothing written.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from shadowlab.cli import app
 from shadowlab.data.store import ShadowStore
 from shadowlab.plan.scheme import read_scheme
 
 GHZ4_EXACT = {"Z0 Z1": 1.0, "Z2 Z3": 1.0, "X0 X1 X2 X3": 1.0, "Y0 Y1 X2 X3": -1.0, "Z0": 0.0, "X0 X1": 0.0,
               "Y0 Y1 Y2 Y3": 1.0}
-
-
-@pytest.fixture
-def run(tmp_path: Path):
-    runner = CliRunner()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-
-    def invoke(*args: object):
-        return runner.invoke(app, [str(a) for a in args])
-
-    yield invoke
-    os.chdir(cwd)
 
 
 def _observables(path: Path) -> Path:

@@ -11,13 +11,11 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
 from collections import Counter
 
 import numpy as np
 import pytest
 import stim
-from typer.testing import CliRunner
 
 import shadowlab.cli_fidelity  # noqa: F401  (registers the commands)
 from shadowlab.acquire.clifford_shadows import (
@@ -29,7 +27,6 @@ from shadowlab.acquire.clifford_shadows import (
     sample_snapshots,
 )
 from shadowlab.acquire.states import haar_random_state
-from shadowlab.cli import app
 from shadowlab.data.clifford_store import (
     CliffordSnapshots,
     CliffordStore,
@@ -362,19 +359,6 @@ def test_store_errors(tmp_path):
 
 
 # -- the command line -----------------------------------------------------------------------------------
-@pytest.fixture
-def run(tmp_path):
-    runner = CliRunner()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    yield invoke
-    os.chdir(cwd)
-
-
 def test_cli_simulate_and_fidelity(run, tmp_path):
     r = run("simulate-clifford", "ghz:8", "--dephasing", "0.02", "-n", "400", "--seed", "5", "-o", "g.zarr", "-q")
     assert r.exit_code == 0, r.stderr
