@@ -56,7 +56,6 @@ import os
 import platform
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -67,6 +66,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _measure import launch as _launch
+from _measure import reset_peak_rss
+from _measure import status_mb as _status_mb
 
 LETTERS = "XYZ"
 TOOLS = ("shadowlab", "peer-cpp", "peer-py")
@@ -152,30 +154,6 @@ def to_pauli_sum(case: Case, obs: list[list[tuple[int, int]]]) -> Any:
 # Memory probes (Linux)
 # ---------------------------------------------------------------------------------------------
 
-
-def _status_mb(field: str, pid: int | str = "self") -> float | None:
-    """A ``kB`` field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``) in MB; None if unavailable.
-
-    Peaks are read from ``VmHWM``, not ``ru_maxrss``: the latter survives fork and exec, so a
-    child would report its parent's peak if that is higher.
-    """
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,20 +305,6 @@ def run_probe() -> int:
 # ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
-
-
-def _launch(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[str, int | None, str, str, float]:
-    """Run a child in its own process group; kill that group on timeout."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return "done", proc.returncode, out, err, time.perf_counter() - t0
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return "timeout", None, out, err, time.perf_counter() - t0
 
 
 def run_case_tool(case: Case, tool: str, args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:

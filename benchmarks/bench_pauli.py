@@ -76,6 +76,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _measure import launch as _launch
+from _measure import reset_peak_rss
+from _measure import status_mb as _status_mb
 
 LETTERS = "XYZ"
 TOOLS = ("shadowlab", "pennylane", "pennylane-batched", "tencirpauli")
@@ -170,28 +173,6 @@ def make_data(case: Case, seed: int) -> BenchData:
 def maxrss_mb() -> float:
     """Peak resident set of this process in MB (``ru_maxrss`` is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _status_mb(field: str) -> float | None:
-    """A ``kB`` field of ``/proc/self/status`` (e.g. ``VmRSS``, ``VmHWM``) in MB."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter of this process; False where not supported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def limit_address_space(gigabytes: float) -> None:
@@ -446,23 +427,6 @@ def run_probe() -> int:
 # ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
-
-
-def _launch(cmd: list[str], env: dict[str, str], timeout: float) -> tuple[str, int | None, str, str, float]:
-    """Run a child in its own process group; kill that group on timeout.
-
-    Returns (state, return code, stdout, stderr, wall seconds); state is 'done' or 'timeout'.
-    """
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        return "done", proc.returncode, out, err, time.perf_counter() - t0
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        return "timeout", None, out, err, time.perf_counter() - t0
 
 
 def _child_env(cache_dir: Path) -> dict[str, str]:
