@@ -43,7 +43,9 @@ def test_pilot_budget_achieves_epsilon_in_1_minus_delta_of_repetitions() -> None
     exact = exact_pauli_expectations(state, OBSERVABLES)
     n, worst = pilot_budget(OBSERVABLES, epsilon, delta, _sample(state, 3000, 99))
     assert n < rigorous_budget(OBSERVABLES, epsilon, delta).snapshots / 10
-    assert 0 < worst <= 9.0 * 1.2  # per-snapshot variance of a weight-2 Pauli is at most 9 (pilot noise aside)
+    # The per-snapshot variance of a weight-2 Pauli is at most 9; its pilot estimate 81 c / N - m^2
+    # (c ~ Binomial(N, 1/9) matches) has relative standard error sqrt(8 / N): allow 5 of them.
+    assert 0 < worst <= 9.0 * (1 + 5 * np.sqrt(8 / 3000))
     reps = 60
     ok = sum(bool(np.all(np.abs(estimate_paulis(_sample(state, n, s), OBSERVABLES).estimate - exact) <= epsilon))
              for s in range(reps))
