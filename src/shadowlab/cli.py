@@ -585,13 +585,14 @@ def info(
     """Summarize a shadow data set: sizes, settings, basis balance, provenance."""
     from shadowlab.data.clifford_store import CliffordStore, is_clifford_store
     from shadowlab.data.store import ShadowStore
+    from shadowlab.twocopy.store import BellStore, store_ensemble
 
-    if is_clifford_store(store):
-        summary = CliffordStore.open(store).summary()
+    if is_clifford_store(store) or store_ensemble(store) == "bell_two_copy":
+        summary = (CliffordStore.open(store) if is_clifford_store(store) else BellStore.open(store)).summary()
         if as_json:
             out.print_json(json.dumps(summary, default=float))
         else:
-            table = Table(title=f"global-Clifford shadow data set {store}", show_header=False)
+            table = Table(title=f"{summary['ensemble']} data set {store}", show_header=False)
             for key, value in summary.items():
                 table.add_row(key, json.dumps(value) if isinstance(value, dict | list) else str(value))
             out.print(table)
@@ -740,4 +741,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Commands of later stages live in their own modules and register themselves on `app`.
-from shadowlab import cli_certify, cli_entropy, cli_fidelity  # noqa: E402, F401
+from shadowlab import cli_certify, cli_entropy, cli_fidelity, cli_twocopy  # noqa: E402, F401

@@ -590,3 +590,85 @@ def purity_pattern_sums(counts, v1, v2, self1, self2):
         s2 += c * (v2[p] - self2)
     return s1, s11, s2
 
+
+
+# -- two-copy Bell shots -------------------------------------------------------------------------
+# Bell planes are ``(2, n_pairs, n_words)`` uint64: ``[0, k, w]`` holds the ``a`` bits of pair
+# ``k`` (copy A) and ``[1, k, w]`` the ``c`` bits (copy B) for shots ``64 w .. 64 w + 63``.
+# Padding bits are 0 in both planes, so they add even parity; the kernels count odd parities
+# only, and callers turn counts into eigenvalue sums with the number of valid shots.
+
+
+@njit(parallel=True, cache=True)
+def _pack_bell(a, c, planes):
+    n_shots, n_q = a.shape
+    for w in prange(planes.shape[2]):
+        lo = w * 64
+        hi = min(lo + 64, n_shots)
+        for q in range(n_q):
+            wa = np.uint64(0)
+            wc = np.uint64(0)
+            for s in range(lo, hi):
+                bit = _ONE << np.uint64(s - lo)
+                if a[s, q]:
+                    wa |= bit
+                if c[s, q]:
+                    wc |= bit
+            planes[0, q, w] = wa
+            planes[1, q, w] = wc
+
+
+def pack_bell(a: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Pack ``(S, n)`` uint8 Bell bits into ``(2, n, ceil(S/64))`` uint64 planes (inputs validated)."""
+    n_shots, n_q = a.shape
+    planes = np.zeros((2, n_q, n_words(n_shots)), dtype=np.uint64)
+    if n_shots:
+        _pack_bell(np.ascontiguousarray(a, dtype=np.uint8), np.ascontiguousarray(c, dtype=np.uint8), planes)
+    return planes
+
+
+@njit(parallel=True, cache=True)
+def bell_pauli_odd_counts(planes, qubits, codes, weights, odd_out):
+    """Add to ``odd_out[m]`` the number of shots on which ``x.a + z.c`` is odd for Pauli ``m``.
+
+    The ``P (x) P`` eigenvalue of a shot is ``(-1)**(#Y + x.a + z.c)``: X reads the ``a`` plane,
+    Z the ``c`` plane and Y both, XORed over the support (``qubits[m, :weights[m]]``, letter
+    ``codes`` 0/1/2 = X/Y/Z). Cost: ``|S|`` XORs and one popcount per 64 shots.
+    """
+    n_w = planes.shape[2]
+    for m in prange(qubits.shape[0]):
+        odd = np.int64(0)
+        wt = weights[m]
+        for w in range(n_w):
+            acc = np.uint64(0)
+            for j in range(wt):
+                q = qubits[m, j]
+                code = codes[m, j]
+                if code == 0:
+                    acc ^= planes[0, q, w]
+                elif code == 2:
+                    acc ^= planes[1, q, w]
+                else:
+                    acc ^= planes[0, q, w] ^ planes[1, q, w]
+            odd += np.int64(_popcount(acc))
+        odd_out[m] += odd
+
+
+@njit(parallel=True, cache=True)
+def bell_swap_odd_counts(planes, qubits, offsets, odd_out):
+    """Add to ``odd_out[i]`` the shots on which the SWAP of subsystem ``i`` has eigenvalue -1.
+
+    Subsystem ``i`` is ``qubits[offsets[i]:offsets[i + 1]]``; the SWAP eigenvalue of a pair is
+    ``(-1)**(a c)`` (the singlet alone is antisymmetric), so the subsystem's is the parity of
+    ``a AND c`` over its pairs.
+    """
+    n_w = planes.shape[2]
+    for i in prange(offsets.shape[0] - 1):
+        odd = np.int64(0)
+        for w in range(n_w):
+            acc = np.uint64(0)
+            for j in range(offsets[i], offsets[i + 1]):
+                q = qubits[j]
+                acc ^= planes[0, q, w] & planes[1, q, w]
+            odd += np.int64(_popcount(acc))
+        odd_out[i] += odd

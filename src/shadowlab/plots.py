@@ -60,3 +60,67 @@ def demo_figure(
     right.legend(fontsize=8)
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def _save(fig: plt.Figure, path: Path, force: bool) -> None:
+    """Save atomically (temporary name, then rename), keeping the extension for the format."""
+    from shadowlab.atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path, force=force, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, dpi=150, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+
+
+def _copies_curve(ax: plt.Axes, points: Sequence[tuple[int, int | None]], *, label: str, color: str,
+                  marker: str = "o") -> None:
+    xs = [n for n, c in points if c is not None]
+    ys = [c for _, c in points if c is not None]
+    ax.semilogy(xs, ys, marker + "-", color=color, label=label)
+
+
+def hidden_pauli_figure(study: object, path: Path, *, identify: Mapping[int, float] | None = None,
+                        force: bool = False) -> None:
+    """Copies needed against ``n`` for the hidden-Pauli task (two copies flat, one copy exponential).
+
+    ``study`` is a :class:`shadowlab.twocopy.hidden_pauli.HiddenPauliStudy`; ``identify`` maps
+    ``n`` to the copies the two-copy learner needed to identify ``P`` itself, when measured.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+    for learner, label, color in (("two_copy", "two copies (Bell basis): decide all queries", "tab:blue"),
+                                  ("one_copy", "one copy (random Pauli shadows)", "tab:red")):
+        ns = sorted(study.rates[learner])  # type: ignore[attr-defined]
+        _copies_curve(ax, [(n, study.copies_needed(learner, n)) for n in ns], label=label, color=color)  # type: ignore[attr-defined]
+    if identify:
+        ns = sorted(identify)
+        _copies_curve(ax, [(n, identify[n]) for n in ns], label="two copies: identify P", color="tab:green",
+                      marker="s")
+    ax.set_xlabel("qubits n")
+    ax.set_ylabel("copies of rho for >= 95% success")
+    ax.set_title(f"Hidden Pauli, {study.n_queries:,} queries, {study.trials} trials per point")  # type: ignore[attr-defined]
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path, force)
+
+
+def purity_scan_figure(study: object, path: Path, *, force: bool = False) -> None:
+    """Copies for a fixed purity RMSE against ``n``: two copies flat, one copy exponential."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.4), constrained_layout=True)
+    for learner, label, color in (("two_copy", "two copies (SWAP test)", "tab:blue"),
+                                  ("one_copy", "one copy (random Pauli U-statistic)", "tab:red")):
+        rmse = study.rmse[learner]  # type: ignore[attr-defined]
+        ns = sorted(rmse)
+        _copies_curve(left, [(n, study.copies_needed(learner, n)) for n in ns], label=label, color=color)  # type: ignore[attr-defined]
+        for n in ns:
+            c, e = zip(*rmse[n], strict=True)
+            right.loglog(c, e, "-", color=color, alpha=0.35 + 0.65 * n / max(ns), lw=1)
+    right.axhline(study.target_rmse, color="k", ls=":", lw=0.8)  # type: ignore[attr-defined]
+    right.set_xlabel("copies of rho")
+    right.set_ylabel("RMSE of the purity")
+    right.set_title("RMSE vs copies (darker: larger n)")
+    left.set_xlabel("qubits n")
+    left.set_ylabel(f"copies for RMSE <= {study.target_rmse}")  # type: ignore[attr-defined]
+    left.set_title(f"Purity {study.purity:.3f} (GHZ, qubit 0 depolarized)")  # type: ignore[attr-defined]
+    left.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=8)
+    _save(fig, path, force)

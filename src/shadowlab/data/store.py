@@ -154,7 +154,11 @@ class ShadowStore(ZarrStoreBase):
                 f"it was written by {meta.get('writer', 'an unknown writer')}: upgrade shadowlab to read it"
             )
         if meta.get("ensemble") != ENSEMBLE_LOCAL_PAULI:
-            raise StoreFormatError(f"{p}: ensemble {meta.get('ensemble')!r} is not supported here")
+            hint = {"bell_two_copy": "; it holds two-copy Bell shots: use the 'shadowlab twocopy' commands "
+                                     "(predict, purity) or shadowlab.twocopy.estimate",
+                    "global_clifford": "; it holds global-Clifford snapshots: use 'shadowlab fidelity'"}
+            raise StoreFormatError(f"{p}: ensemble {meta.get('ensemble')!r} is not supported here, which needs "
+                                   f"local-Pauli snapshots{hint.get(str(meta.get('ensemble')), '')}")
         store = cls(group, p, meta, writable=mode != "r")
         store._validate()
         return store

@@ -1,0 +1,206 @@
+"""Two-copy Bell shots on disk: a Zarr v3 group, chunked along shots.
+
+Layout (format 1, ensemble ``"bell_two_copy"``)
+-----------------------------------------------
+``<store>/zarr.json`` is the group; its attribute ``"shadowlab"`` holds the metadata. Arrays,
+chunked along the shot axis and compressed like the local-Pauli store:
+
+* ``a`` ``(S, n)`` uint8: bits read from copy A (``X (x) X = (-1)**a``),
+* ``c`` ``(S, n)`` uint8: bits read from copy B (``Z (x) Z = (-1)**c``).
+
+``n_qubits`` is the size of one copy. Metadata follows :mod:`shadowlab.data.store`
+(``format`` checked strictly, ``writer``, ``ensemble``, ``n_qubits``, ``n_snapshots`` = committed
+shots, ``chunk_snapshots``, ``created``, ``provenance``, ``batches``, ``schema``); appends are
+crash-safe in the same way (rows first, then the committed count).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from shadowlab.atomic import atomic_path
+from shadowlab.data.store import DEFAULT_CHUNK_SNAPSHOTS, ZarrStoreBase, _compressor, _jsonable, _now, _writer
+from shadowlab.errors import QubitCountMismatchError, ShadowlabError, StoreFormatError
+from shadowlab.twocopy.data import ENSEMBLE_BELL, BellData
+
+FORMAT_VERSION = 1
+_META_KEY = "shadowlab"
+_SCHEMA = {
+    "a": {"dims": ["shot", "pair"], "dtype": "uint8", "meaning": "bit of copy A's qubit after CNOT(A->B), H(A)"},
+    "c": {"dims": ["shot", "pair"], "dtype": "uint8", "meaning": "bit of copy B's qubit after CNOT(A->B), H(A)"},
+    "convention": "XX = (-1)^a, ZZ = (-1)^c, YY = -(-1)^(a+c), SWAP = (-1)^(a*c) per pair; pair k = qubit k of "
+                  "copy A with qubit k of copy B",
+}
+
+
+class BellStore(ZarrStoreBase):
+    """A lazily opened store of Bell-basis shots (see the module documentation for the layout)."""
+
+    def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any], *, writable: bool = True):
+        self._group = group
+        self.path = path
+        self._meta = meta
+        self._writable = writable
+
+    @property
+    def n_shots(self) -> int:
+        """Committed shots."""
+        return self.n_snapshots
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, mode: str = "r") -> BellStore:
+        """Open a store, validating format, ensemble and arrays.
+
+        Raises
+        ------
+        StoreFormatError
+            If ``path`` is not a shadowlab two-copy store, has another format version, or is corrupted.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise StoreFormatError(f"{p}: no such store")
+        if not (p / "zarr.json").is_file():
+            raise StoreFormatError(f"{p}: not a Zarr v3 store (no zarr.json); expected a directory written by "
+                                   "'shadowlab twocopy simulate' or 'shadowlab twocopy import'")
+        try:
+            group = zarr.open_group(str(p), mode="r+" if mode != "r" else "r", zarr_format=3)
+        except Exception as exc:  # zarr raises several types for unreadable metadata
+            raise StoreFormatError(f"{p}: cannot open as a Zarr v3 group: {exc}") from exc
+        meta = group.attrs.get(_META_KEY)
+        if not isinstance(meta, dict):
+            raise StoreFormatError(f"{p}: a Zarr store, but not a shadowlab one (no '{_META_KEY}' metadata)")
+        if meta.get("ensemble") != ENSEMBLE_BELL:
+            raise StoreFormatError(f"{p}: a {meta.get('ensemble')!r} store, not a two-copy Bell one; two-copy "
+                                   "estimates need shots from 'shadowlab twocopy simulate' or 'twocopy import'")
+        if meta.get("format") != FORMAT_VERSION:
+            raise StoreFormatError(f"{p}: two-copy store format {meta.get('format')!r}, but this version reads "
+                                   f"format {FORMAT_VERSION}; written by {meta.get('writer', 'an unknown writer')}")
+        store = cls(group, p, meta, writable=mode != "r")
+        store._validate()
+        return store
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str], n_qubits: int, *, chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+               provenance: dict[str, Any] | None = None) -> BellStore:
+        """Create an empty store at ``path`` (which must not exist)."""
+        p = Path(path)
+        if p.exists():
+            raise ShadowlabError(f"{p} already exists; choose another path or remove it")
+        if n_qubits < 1:
+            raise ShadowlabError(f"n_qubits must be >= 1, got {n_qubits}")
+        if chunk_snapshots < 64 or chunk_snapshots % 64:
+            raise ShadowlabError(f"chunk_snapshots must be a positive multiple of 64, got {chunk_snapshots}")
+        group = zarr.open_group(str(p), mode="w-", zarr_format=3)
+        for name in ("a", "c"):
+            group.create_array(name, shape=(0, n_qubits), chunks=(chunk_snapshots, n_qubits), dtype="uint8",
+                               compressors=_compressor(), fill_value=0, dimension_names=["shot", "pair"])
+        meta = {"format": FORMAT_VERSION, "writer": _writer(), "ensemble": ENSEMBLE_BELL, "n_qubits": int(n_qubits),
+                "n_snapshots": 0, "chunk_snapshots": int(chunk_snapshots), "created": _now(),
+                "provenance": _jsonable(provenance or {}), "batches": [], "schema": _SCHEMA}
+        group.attrs[_META_KEY] = meta
+        return cls(group, p, meta)
+
+    def _validate(self) -> None:
+        p, meta = self.path, self._meta
+        for key in ("n_qubits", "n_snapshots", "chunk_snapshots"):
+            if not isinstance(meta.get(key), int) or meta[key] < 0:
+                raise StoreFormatError(f"{p}: metadata field {key!r} is missing or invalid")
+        n, s = meta["n_qubits"], meta["n_snapshots"]
+        for name in ("a", "c"):
+            try:
+                arr = self._group[name]
+            except KeyError:
+                raise StoreFormatError(f"{p}: array {name!r} is missing; the store is incomplete or corrupted"
+                                       ) from None
+            if arr.ndim != 2 or arr.shape[1] != n or arr.dtype != np.uint8:
+                raise StoreFormatError(f"{p}: array {name!r} has shape {arr.shape}, dtype {arr.dtype}; "
+                                       f"expected (S, {n}) uint8")
+            if arr.shape[0] < s:
+                raise StoreFormatError(f"{p}: array {name!r} has {arr.shape[0]} rows but {s} are committed")
+
+    def read(self, start: int = 0, stop: int | None = None) -> BellData:
+        """Committed shots ``start:stop`` in memory."""
+        start, stop = self._rows(start, stop)
+        try:
+            a = self._group["a"][start:stop]
+            c = self._group["c"][start:stop]
+        except Exception as exc:
+            raise StoreFormatError(f"{self.path}: cannot read rows {start}:{stop}: {exc}") from exc
+        try:
+            return BellData(a, c, {"store": str(self.path), **self._meta["provenance"]})
+        except ShadowlabError as exc:
+            raise StoreFormatError(f"{self.path}: rows {start}:{stop} hold invalid data: {exc}") from exc
+
+    def load(self) -> BellData:
+        """All committed shots in memory."""
+        return self.read(0, None)
+
+    def iter_chunks(self, chunk_snapshots: int | None = None) -> Iterator[tuple[int, BellData]]:
+        """Yield ``(offset, chunk)`` over the committed shots, one chunk in memory at a time."""
+        step = chunk_snapshots or self.chunk_snapshots
+        for start in range(0, self.n_snapshots, step):
+            yield start, self.read(start, start + step)
+
+    def append(self, data: BellData, *, provenance: dict[str, Any] | None = None) -> None:
+        """Append a batch of shots; it becomes visible only once completely written (crash-safe)."""
+        if not self._writable:
+            raise ShadowlabError(f"{self.path} was opened read-only; open it with mode='a' to append")
+        if data.n_qubits != self.n_qubits:
+            raise QubitCountMismatchError(f"{self.path}: store has {self.n_qubits} qubit pairs, batch has "
+                                          f"{data.n_qubits}")
+        if data.n_shots == 0:
+            return
+        start = self.n_snapshots
+        stop = start + data.n_shots
+        for name, values in (("a", data.a), ("c", data.c)):
+            arr = self._group[name]
+            arr.resize((stop, arr.shape[1]))
+            arr[start:stop] = values
+        meta = dict(self._meta)
+        meta["n_snapshots"] = stop
+        record = _jsonable(provenance or data.metadata)
+        meta["batches"] = [*meta["batches"], {"rows": [start, stop], "time": _now(), "provenance": record}]
+        if not meta["provenance"]:
+            meta["provenance"] = record
+        self._group.attrs[_META_KEY] = meta  # the commit point
+        self._meta = meta
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes and provenance for ``shadowlab info`` (reads no shot data)."""
+        meta = self.metadata
+        disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        return {"path": str(self.path), "format": meta["format"], "writer": meta["writer"],
+                "ensemble": meta["ensemble"], "n_qubits": self.n_qubits, "n_shots": self.n_snapshots,
+                "n_copies": 2 * self.n_snapshots, "chunk_snapshots": self.chunk_snapshots,
+                "n_batches": len(meta["batches"]), "created": meta["created"], "disk_bytes": disk,
+                "provenance": meta["provenance"]}
+
+
+def write_bell_store(data: BellData, path: str | os.PathLike[str], *, force: bool = False,
+                     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+                     provenance: dict[str, Any] | None = None) -> BellStore:
+    """Write ``data`` as a new store at ``path``, atomically (nothing is left on failure)."""
+    with atomic_path(path, force=force) as tmp:
+        store = BellStore.create(tmp, data.n_qubits, chunk_snapshots=chunk_snapshots,
+                                 provenance=provenance or data.metadata)
+        store.append(data, provenance=provenance or data.metadata)
+    return BellStore.open(path)
+
+
+def store_ensemble(path: str | os.PathLike[str]) -> str | None:
+    """The ``ensemble`` named in a shadowlab store's metadata, or None if it is not one."""
+    p = Path(path) / "zarr.json"
+    if not p.is_file():
+        return None
+    try:
+        meta = json.loads(p.read_text())["attributes"][_META_KEY]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return meta.get("ensemble") if isinstance(meta, dict) else None
