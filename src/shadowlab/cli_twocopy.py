@@ -303,3 +303,82 @@ def purity_scan(
 
         purity_scan_figure(study, plot, force=force)
         err.print(f"wrote {plot}")
+
+
+@twocopy_app.command("run")
+@_user_errors
+def run_device(
+    state: Annotated[str, typer.Argument(help="State of one copy: a spec (ghz:4, random:3, ...) or an OpenQASM/"
+                                              ".stim file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Two-copy store to write.")],
+    backend: Annotated[str, typer.Option(help="qiskit-aer (seeded) or braket-local (cannot be seeded).")
+                       ] = "qiskit-aer",
+    shots: Annotated[int, typer.Option("--shots", "-n", help="Bell shots.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed (qiskit-aer).")] = 0,
+    depolarizing: Annotated[float, typer.Option(help="Depolarizing probability after every gate.")] = 0.0,
+    readout: Annotated[float, typer.Option(help="Readout bit-flip probability.")] = 0.0,
+    save_results: Annotated[Path | None, typer.Option(help="Also save the raw results (qiskit-aer: a result "
+                                                           "file 'twocopy import' reads).")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Run the two-copy Bell circuit (2n qubits) on Qiskit Aer or the Braket local simulator."""
+    from shadowlab.atomic import check_can_write
+    from shadowlab.twocopy.devices import run_two_copy_braket, run_two_copy_qiskit
+    from shadowlab.twocopy.store import write_bell_store
+
+    check_can_write(output, force=force)
+    if save_results is not None:
+        check_can_write(save_results, force=force)
+    noise = {k: v for k, v in (("depolarizing", depolarizing), ("readout", readout)) if v}
+    for key, value in noise.items():
+        if not 0.0 <= value <= 1.0:
+            raise ShadowlabError(f"--{key} must be a probability in [0, 1], got {value}")
+    if backend == "qiskit-aer":
+        from shadowlab.acquire.run import qiskit_noise_model
+
+        data = run_two_copy_qiskit(state, shots, seed=seed, noise_model=qiskit_noise_model(noise) if noise else None,
+                                   save_to=save_results)
+    elif backend == "braket-local":
+        if save_results is not None:
+            raise ShadowlabError("--save-results is available for qiskit-aer only")
+        data = run_two_copy_braket(state, shots, noise=noise or None)
+    else:
+        raise ShadowlabError(f"--backend must be qiskit-aer or braket-local, got {backend!r}")
+    write_bell_store(data, output, force=force, provenance={**data.metadata, "state": state, "noise": noise})
+    err.print(f"wrote {shots:,} Bell shots of {data.n_qubits} qubit pairs ({backend}) to {output}")
+
+
+@twocopy_app.command()
+@_user_errors
+def circuits(
+    state: Annotated[str, typer.Argument(help="State of one copy: a spec or an OpenQASM/.stim file.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="OpenQASM 3 file to write.")],
+    force: ForceOpt = False,
+) -> None:
+    """Write the two-copy Bell circuit (2n qubits, qubit j measured into bit j) as OpenQASM 3."""
+    from shadowlab.twocopy.devices import write_two_copy_qasm
+
+    n = write_two_copy_qasm(state, output, force=force)
+    err.print(f"wrote the two-copy circuit ({2 * n} qubits: copy A = 0..{n - 1}, copy B = {n}..{2 * n - 1}) to "
+              f"{output}; import its results with 'shadowlab twocopy import RESULTS --qubits {n}'")
+
+
+@twocopy_app.command("import")
+@_user_errors
+def import_results(
+    results: Annotated[Path, typer.Argument(help="Saved results of the two-copy circuit: a Qiskit result file or "
+                                                 "Braket GateModelTaskResult JSON (file or directory).")],
+    qubits: Annotated[int, typer.Option("--qubits", help="Qubits per copy (the circuit has twice as many).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Two-copy store to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto, qiskit or braket.")] = "auto",
+    force: ForceOpt = False,
+) -> None:
+    """Import device results of the two-copy circuit into a two-copy store."""
+    from shadowlab.atomic import check_can_write
+    from shadowlab.twocopy.devices import read_two_copy_results
+    from shadowlab.twocopy.store import write_bell_store
+
+    check_can_write(output, force=force)
+    data = read_two_copy_results(results, qubits, fmt=fmt)
+    write_bell_store(data, output, force=force)
+    err.print(f"imported {data.n_shots:,} Bell shots of {qubits} qubit pairs to {output}")

@@ -105,7 +105,9 @@ __all__ = [
     "braket_record_outcomes",
     "check_settings",
     "check_settings_repeats",
+    "read_braket_bits",
     "read_braket_results",
+    "read_qiskit_bits",
     "read_qiskit_results",
     "setting_circuit_name",
     "setting_labels",
@@ -487,22 +489,58 @@ def read_qiskit_results(path: str | os.PathLike[str], scheme: Scheme, *, check_c
         plan's repeat count, or a different number of circuits than settings.
     """
     p = Path(path)
+    return _check_entries(_qiskit_entries(p, scheme.n_qubits), scheme, p, check_circuits)
+
+
+def _qiskit_entries(p: Path, n: int) -> list[_Entry]:
+    """Every circuit's results in a Qiskit result file (formats (a)-(d)), each ``n`` bits wide."""
     doc = _load_json(p)
-    n = scheme.n_qubits
     if isinstance(doc, Mapping) and doc.get("__type__") == "Result":
         doc = doc.get("__value__")
     if isinstance(doc, list):
-        entries = _list_entries(doc, n, p)
-    elif isinstance(doc, Mapping) and doc.get("__type__") == "PrimitiveResult":
-        entries = _runtime_entries(doc, n, p)
-    elif isinstance(doc, Mapping) and doc.get("format") == QISKIT_FORMAT:
-        entries = _own_entries(doc, n, p)
-    elif isinstance(doc, Mapping) and "results" in doc:
-        entries = _result_dict_entries(doc, n, p)
-    else:
-        raise InputFormatError("not a recognized Qiskit result file: expected Result.to_dict() JSON, a list of "
-                               f"counts, a {QISKIT_FORMAT!r} file or a RuntimeEncoder PrimitiveResult", path=p)
-    return _check_entries(entries, scheme, p, check_circuits)
+        return _list_entries(doc, n, p)
+    if isinstance(doc, Mapping) and doc.get("__type__") == "PrimitiveResult":
+        return _runtime_entries(doc, n, p)
+    if isinstance(doc, Mapping) and doc.get("format") == QISKIT_FORMAT:
+        return _own_entries(doc, n, p)
+    if isinstance(doc, Mapping) and "results" in doc:
+        return _result_dict_entries(doc, n, p)
+    raise InputFormatError("not a recognized Qiskit result file: expected Result.to_dict() JSON, a list of "
+                           f"counts, a {QISKIT_FORMAT!r} file or a RuntimeEncoder PrimitiveResult", path=p)
+
+
+def read_qiskit_bits(path: str | os.PathLike[str], n_bits: int) -> np.ndarray:
+    """All measured bits of every circuit in a Qiskit result file, without a plan.
+
+    For experiments that are not local-Pauli settings (e.g. two-copy Bell circuits): every
+    circuit measured ``n_bits`` qubits into classical bits ``0..n_bits-1``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(total shots, n_bits)`` uint8, column ``j`` = classical bit ``j``, circuits in file
+        order (shots from counts sorted by bit string, see the module docs).
+    """
+    p = Path(path)
+    entries = _qiskit_entries(p, n_bits)
+    for e in entries:
+        if e.num_bits is not None and e.num_bits != n_bits:
+            raise InputFormatError(f"{e.where}: the circuit has {e.num_bits} classical bits, expected {n_bits}",
+                                   path=p)
+        if e.declared_shots is not None and e.declared_shots != e.rows.shape[0]:
+            raise InputFormatError(f"{e.where}: declares {e.declared_shots} shots but holds {e.rows.shape[0]} "
+                                   "outcomes", path=p)
+    if not entries:
+        raise InputFormatError("holds no circuit results", path=p)
+    return np.concatenate([e.rows for e in entries]).astype(np.uint8, copy=False)
+
+
+def read_braket_bits(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], n_bits: int) -> np.ndarray:
+    """All measured bits of every Braket task result in ``source`` (see :func:`read_braket_results`),
+    without a plan: ``(total shots, n_bits)`` uint8, column ``q`` = qubit ``q``, results in order."""
+    records = _braket_records(source)
+    parts = [braket_record_outcomes(rec, n_bits, where=where, path=path) for rec, where, path in records]
+    return np.concatenate(parts)
 
 
 def write_qiskit_results(path: str | os.PathLike[str], pubs: Sequence[Mapping[str, Any]], *,

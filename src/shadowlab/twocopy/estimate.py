@@ -241,4 +241,4 @@ def renyi2_from_purities(purities: Estimates) -> tuple[np.ndarray, np.ndarray, n
         ent = np.where(est > 0, -np.log2(np.where(est > 0, est, 1.0)), np.nan)
         lo = -np.log2(np.clip(purities.ci_high, 1e-300, 1.0))
         hi = np.where(purities.ci_low > 0, -np.log2(np.where(purities.ci_low > 0, purities.ci_low, 1.0)), np.inf)
-    return ent, lo, hi
+    return ent + 0.0, lo + 0.0, hi + 0.0  # + 0.0 turns -log2(1) = -0.0 into 0.0
