@@ -382,3 +382,42 @@ def import_results(
     data = read_two_copy_results(results, qubits, fmt=fmt)
     write_bell_store(data, output, force=force)
     err.print(f"imported {data.n_shots:,} Bell shots of {qubits} qubit pairs to {output}")
+
+
+@twocopy_app.command()
+@_user_errors
+def stabilizer(
+    n: Annotated[str, typer.Option("--n", help="Qubit counts, comma-separated.")] = "50,100,200",
+    trials: Annotated[int, typer.Option(help="Seeded random states per n.")] = 40,
+    family: Annotated[str, typer.Option(help="random, ghz or cluster.")] = "random",
+    noise: Annotated[float, typer.Option(help="Depolarizing probability after the preparation.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the study.")] = 1,
+    plot: Annotated[Path | None, typer.Option(help="Write the copies-vs-n figure here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write every trial's record here.")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Learn unknown stabilizer states from Bell-sampled copies (Montanaro 2017) and verify them."""
+    from shadowlab.atomic import check_can_write
+    from shadowlab.twocopy.stabilizer import plot_stabilizer_learning, stabilizer_learning_study
+
+    for path in (plot, json_out):
+        if path is not None:
+            check_can_write(path, force=force)
+    result = stabilizer_learning_study(_int_list(n, "--n"), trials, seed, family=family, noise=noise,
+                                       progress=None if quiet else (lambda msg: err.print(f"done: {msg}")))
+    table = Table(title=f"stabilizer learning ({family}, noise {noise}): {trials} trials per n")
+    for col in ("n", "success", "false accepts", "copies mean", "copies max", "copies / n", "s / trial"):
+        table.add_column(col, justify="right")
+    for r in result["rows"]:
+        table.add_row(str(r["n"]), f"{r['success_rate']:.3f}", str(r["false_accepts"]), f"{r['copies_mean']:.1f}",
+                      str(r["copies_max"]), f"{r['copies_per_n_mean']:.3f}", f"{r['learn_s_mean']:.2f}")
+    out.print(table)
+    if json_out is not None:
+        _write_json(json_out, result, force)
+    if plot is not None:
+        from shadowlab.atomic import atomic_path
+
+        with atomic_path(plot, force=force, suffix=plot.suffix) as tmp:
+            plot_stabilizer_learning(result, tmp)
+        err.print(f"wrote {plot}")
