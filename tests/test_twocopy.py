@@ -301,3 +301,25 @@ def test_cli_bad_input_exits_nonzero_without_output(run, tmp_path) -> None:
     assert r.exit_code == 1 and "not a two-copy Bell one" in r.output
     r = run("predict", "g.zarr", "--all-pairs")
     assert r.exit_code == 1 and "twocopy" in r.output
+
+
+def test_cli_studies_run_and_refuse_bad_input(run, tmp_path) -> None:
+    r = run("twocopy", "dynamics", "--n", "3", "--shots", "1,50", "--circuits", "6", "--repeats", "1",
+            "--json", "d.json")
+    assert r.exit_code == 0, r.output
+    import json
+
+    assert json.loads((tmp_path / "d.json").read_text())["shots_needed"]["two_copy"] == 1
+    r = run("twocopy", "stabilizer", "--n", "10", "--trials", "2", "--plot", "s.png")
+    assert r.exit_code == 0 and (tmp_path / "s.png").stat().st_size > 0, r.output
+    r = run("twocopy", "hidden-pauli", "--n", "6", "--trials", "2", "--queries", "50", "--copies", "40,400",
+            "--one-copy-max-n", "0", "--json", "h.json")
+    assert r.exit_code == 0, r.output
+    r = run("twocopy", "purity-scan", "--n", "3", "--trials", "2", "--one-copy-max-n", "0")
+    assert r.exit_code == 0, r.output
+    r = run("twocopy", "dynamics", "--n", "40")
+    assert r.exit_code == 1 and "too large" in r.output
+    r = run("twocopy", "hidden-pauli", "--copies", "41")
+    assert r.exit_code == 1 and "even" in r.output
+    r = run("twocopy", "stabilizer", "--n", "x")
+    assert r.exit_code == 1 and "integers" in r.output

@@ -421,3 +421,45 @@ def stabilizer(
         with atomic_path(plot, force=force, suffix=plot.suffix) as tmp:
             plot_stabilizer_learning(result, tmp)
         err.print(f"wrote {plot}")
+
+
+@twocopy_app.command()
+@_user_errors
+def dynamics(
+    n: Annotated[int, typer.Option("--n", help="Qubits of the system (state vector; at most 12).")] = 8,
+    shots: Annotated[str, typer.Option(help="Shots per circuit to try, comma-separated.")
+                     ] = "1,2,5,10,20,50,100,200,500,1000,2000",
+    circuits: Annotated[int, typer.Option(help="Circuits per class in each repeat.")] = 50,
+    depth: Annotated[int | None, typer.Option(help="Brickwork depth (default n).")] = None,
+    repeats: Annotated[int, typer.Option(help="Independent repeats (fresh circuits and shots).")] = 5,
+    seed: Annotated[int, typer.Option(help="Seed of the study.")] = 2022,
+    plot: Annotated[Path | None, typer.Option(help="Write accuracy vs shots (and the PC1 scatter) here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the accuracies here.")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Time-reversal symmetric vs scrambling circuits: PCA on two-copy vs one-copy data, accuracy vs shots."""
+    from shadowlab.atomic import atomic_path, check_can_write
+    from shadowlab.twocopy.dynamics import dynamics_study, plot_dynamics
+
+    for path in (plot, json_out):
+        if path is not None:
+            check_can_write(path, force=force)
+    result = dynamics_study(n, _int_list(shots, "--shots"), circuits, depth, seed, n_repeats=repeats)
+    table = Table(title=f"n = {n}, depth {result.depth}: unsupervised PCA accuracy, {circuits} circuits per class, "
+                        f"{repeats} repeats")
+    for col in ("shots", "two-copy", "one-copy"):
+        table.add_column(col, justify="right")
+    two, one = result.mean_accuracy("two_copy"), result.mean_accuracy("one_copy")
+    for i, s in enumerate(result.shots_grid.tolist()):
+        table.add_row(f"{s:,}", f"{two[i]:.3f}", f"{one[i]:.3f}")
+    out.print(table)
+    need = result.shots_needed
+    ratio = result.shot_ratio
+    out.print(f"shots for {result.target_accuracy:.0%}: two-copy {need['two_copy']}, one-copy {need['one_copy']}"
+              + (f" (ratio {ratio:g})" if ratio is not None else ""))
+    if json_out is not None:
+        _write_json(json_out, result.to_dict(), force)
+    if plot is not None:
+        with atomic_path(plot, force=force, suffix=plot.suffix) as tmp:
+            plot_dynamics(result, tmp)
+        err.print(f"wrote {plot}")
