@@ -75,3 +75,22 @@ def test_study_two_copy_flat_one_copy_grows() -> None:
     assert list(study.to_dict()["rates"]["two_copy"]["5"][1]) == [400, 1.0]
     with pytest.raises(ShadowlabError, match="even"):
         hidden_pauli_study([5], two_copy_grid=(61,), trials=1)
+
+
+def test_identify_from_stim_shots_and_cli(run, tmp_path) -> None:
+    """The decoder finds P from the pipeline's own Bell shots (stim), and the CLI reports it."""
+    from shadowlab.twocopy.gf2 import identify_hidden_pauli, shots_needed
+
+    rng = np.random.default_rng(21)
+    n = 12
+    hidden = random_pauli(n, rng)
+    data = sample_bell_stim(hidden_pauli_circuit(hidden, n, sign=-1), shots_needed(n, 0.9, miss=0.01), rng)
+    result = identify_hidden_pauli(data.a, data.c, rng=rng, max_seconds=60)
+    assert result.found and result.label == hidden.to_sparse()
+    r = run("twocopy", "simulate", "hidden:XIYZIIXZ", "-n", "150", "-o", "h.zarr", "--seed", "2")
+    assert r.exit_code == 0, r.output
+    r = run("twocopy", "identify", "h.zarr")
+    assert r.exit_code == 0 and "P = X0 Y2 Z3 X6 Z7" in r.output, r.output
+    run("twocopy", "simulate", "hidden:XIYZIIXZ", "-n", "10", "-o", "few.zarr")
+    r = run("twocopy", "identify", "few.zarr")
+    assert r.exit_code == 1 and "Need at least" in r.output

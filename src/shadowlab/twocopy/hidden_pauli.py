@@ -122,6 +122,14 @@ class HiddenPauliStudy:
             needed = copies
         return needed
 
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> HiddenPauliStudy:
+        """Rebuild a study from :meth:`to_dict`'s record (e.g. to redraw its figure)."""
+        return cls(int(record["n_queries"]), int(record["trials"]), float(record["strength"]), int(record["seed"]),
+                   {k: {int(n): [(int(c), float(r)) for c, r in v] for n, v in d.items()}
+                    for k, d in record["rates"].items()},
+                   {k: {int(n): float(t) for n, t in d.items()} for k, d in record["seconds"].items()})
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able record."""
         return {"n_queries": self.n_queries, "trials": self.trials, "strength": self.strength, "seed": self.seed,
