@@ -53,6 +53,10 @@ value with ``2**(2n+1) * P[Binomial(m, 1/2) <= t] <= 1e-6``; by the union bound 
 candidates the probability that *any* wrong Pauli passes is at most ``1e-6``. The probability
 that the true ``P`` fails, ``P[Binomial(m, eta) > t]``, is reported as ``miss_probability``.
 Candidates whose ``y`` bit is not ``popcount(x & z) mod 2`` are never accepted.
+
+This module also holds the GF(2) kernels of :mod:`shadowlab.twocopy.stabilizer` (span of Bell
+differences, graph form, square solves), so that the two-copy hot loops over GF(2) live in one
+place.
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ import numba
 import numpy as np
 from scipy.stats import binom, hypergeom
 
-from shadowlab.bitops import popcount
+from shadowlab.bitops import popcount, trailing_zeros
 from shadowlab.errors import ShadowlabError
 from shadowlab.paulis import PauliString
 
@@ -703,3 +707,207 @@ def identify_hidden_pauli(
             batch = min(batch * 2, 1 << 20)
     best = int(stats[1]) if stats[1] <= m else None
     return result(False, None, best, int(stats[0]), msg)
+
+
+# --------------------------------------------------------------------------- kernels of stabilizer learning
+# (used by :mod:`shadowlab.twocopy.stabilizer`; kept here so that GF(2) hot loops live in one module)
+
+
+@numba.njit(cache=True)
+def symplectic_parity(u: np.ndarray, v: np.ndarray, words: int) -> np.uint64:
+    acc = np.uint64(0)
+    for w in range(words):
+        acc += popcount(u[w] & v[words + w]) + popcount(u[words + w] & v[w])
+    return acc & np.uint64(1)
+
+
+@numba.njit(cache=True)
+def absorb_commuting(vecs: np.ndarray, anchor: np.ndarray, basis: np.ndarray, pivots: np.ndarray, rank: int,
+            n: int, words: int) -> tuple[int, int, int, int]:
+    """Reduce ``vecs[i] ^ anchor`` against the basis in order; add independent commuting ones.
+
+    Basis row ``j`` has its pivot bit ``pivots[j]`` clear in every row added after it, so one
+    pass in insertion order clears every pivot bit of a vector (see the module docstring).
+    Returns ``(rank, dependent, rejected, used)``: the new rank, the number of vectors already in
+    the span, the number rejected because they anticommute with the span, and how many vectors
+    were consumed (processing stops once the rank reaches ``n``).
+    """
+    dependent = 0
+    rejected = 0
+    v = np.empty(2 * words, dtype=np.uint64)
+    used = 0
+    for i in range(vecs.shape[0]):
+        if rank >= n:
+            break
+        used += 1
+        for w in range(2 * words):
+            v[w] = vecs[i, w] ^ anchor[w]
+        for j in range(rank):
+            p = pivots[j]
+            if (v[p >> 6] >> np.uint64(p & 63)) & np.uint64(1):
+                for w in range(2 * words):
+                    v[w] ^= basis[j, w]
+        nonzero = -1
+        for w in range(2 * words):
+            if v[w] != 0:
+                nonzero = w
+                break
+        if nonzero < 0:
+            dependent += 1
+            continue
+        # The span of a pure state's differences is isotropic; an anticommuting vector is noise.
+        bad = False
+        for j in range(rank):
+            if symplectic_parity(v, basis[j], words):
+                bad = True
+                break
+        if bad:
+            rejected += 1
+            continue
+        for w in range(2 * words):
+            basis[rank, w] = v[w]
+        pivots[rank] = 64 * nonzero + np.int64(trailing_zeros(v[nonzero]))
+        rank += 1
+    return rank, dependent, rejected, used
+
+
+@numba.njit(cache=True)
+def count_in_coset(vecs: np.ndarray, anchor: np.ndarray, basis: np.ndarray, pivots: np.ndarray, rank: int,
+                    words: int) -> int:
+    """How many ``vecs[i]`` lie in ``anchor + span(basis)`` (reduce the difference to zero)."""
+    count = 0
+    v = np.empty(2 * words, dtype=np.uint64)
+    for i in range(vecs.shape[0]):
+        for w in range(2 * words):
+            v[w] = vecs[i, w] ^ anchor[w]
+        for j in range(rank):
+            p = pivots[j]
+            if (v[p >> 6] >> np.uint64(p & 63)) & np.uint64(1):
+                for w in range(2 * words):
+                    v[w] ^= basis[j, w]
+        zero = True
+        for w in range(2 * words):
+            if v[w] != 0:
+                zero = False
+                break
+        if zero:
+            count += 1
+    return count
+
+
+@numba.njit(cache=True)
+def graph_form(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Hadamard set and symmetric adjacency of a rank-``n`` isotropic ``(n, 2n)`` uint8 matrix ``[X | Z]``.
+
+    Returns ``(had, b, ok)``: after swapping the ``x`` and ``z`` columns of the qubits with
+    ``had[q] = 1`` and row reduction, the matrix is ``[I | b]``; ``ok`` is False if the rows are
+    dependent or do not commute (``b`` not symmetric).
+    """
+    n = m.shape[0]
+    m = m.copy()
+    had = np.zeros(n, np.uint8)
+    # RREF on the X block: rows [0, k) get X pivots; the rest have X = 0.
+    k = 0
+    xpivot = np.zeros(n, np.uint8)
+    for col in range(n):
+        r = -1
+        for i in range(k, n):
+            if m[i, col]:
+                r = i
+                break
+        if r < 0:
+            continue
+        if r != k:
+            for c in range(2 * n):
+                t = m[r, c]
+                m[r, c] = m[k, c]
+                m[k, c] = t
+        for i in range(n):
+            if i != k and m[i, col]:
+                for c in range(2 * n):
+                    m[i, c] ^= m[k, c]
+        xpivot[col] = 1
+        k += 1
+    # Rows with X = 0 have full-rank Z on the non-X-pivot qubits (commutation with the X rows);
+    # those Z pivots are the qubits to Hadamard.
+    r0 = k
+    for col in range(n):
+        if xpivot[col]:
+            continue
+        r = -1
+        for i in range(r0, n):
+            if m[i, n + col]:
+                r = i
+                break
+        if r < 0:
+            continue
+        if r != r0:
+            for c in range(2 * n):
+                t = m[r, c]
+                m[r, c] = m[r0, c]
+                m[r0, c] = t
+        for i in range(k, n):
+            if i != r0 and m[i, n + col]:
+                for c in range(2 * n):
+                    m[i, c] ^= m[r0, c]
+        had[col] = 1
+        r0 += 1
+    if r0 != n:
+        return had, np.zeros((n, n), np.uint8), False
+    for q in range(n):
+        if had[q]:
+            for i in range(n):
+                t = m[i, q]
+                m[i, q] = m[i, n + q]
+                m[i, n + q] = t
+    # Gauss-Jordan to X = identity (row i gets pivot column i).
+    for col in range(n):
+        r = -1
+        for i in range(col, n):
+            if m[i, col]:
+                r = i
+                break
+        if r < 0:
+            return had, np.zeros((n, n), np.uint8), False
+        if r != col:
+            for c in range(2 * n):
+                t = m[r, c]
+                m[r, c] = m[col, c]
+                m[col, c] = t
+        for i in range(n):
+            if i != col and m[i, col]:
+                for c in range(2 * n):
+                    m[i, c] ^= m[col, c]
+    b = m[:, n:].copy()
+    for i in range(n):
+        for j in range(i + 1, n):
+            if b[i, j] != b[j, i]:
+                return had, b, False
+    return had, b, True
+
+
+@numba.njit(cache=True)
+def solve_square(r: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Solve ``r m = rhs`` over ``GF(2)`` for a square ``r`` (uint8); ``ok`` is False if singular."""
+    n = r.shape[0]
+    a = np.zeros((n, n + 1), np.uint8)
+    a[:, :n] = r
+    a[:, n] = rhs
+    for col in range(n):
+        piv = -1
+        for i in range(col, n):
+            if a[i, col]:
+                piv = i
+                break
+        if piv < 0:
+            return np.zeros(n, np.uint8), False
+        if piv != col:
+            for c in range(n + 1):
+                t = a[piv, c]
+                a[piv, c] = a[col, c]
+                a[col, c] = t
+        for i in range(n):
+            if i != col and a[i, col]:
+                for c in range(n + 1):
+                    a[i, c] ^= a[col, c]
+    return a[:, n].copy(), True

@@ -55,17 +55,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import stim
 
 from shadowlab.acquire.clifford_shadows import random_clifford
 from shadowlab.acquire.clifford_states import cluster_circuit, ghz_circuit
 from shadowlab.acquire.stim_sampler import check_state_circuit
-from shadowlab.bitops import popcount, trailing_zeros
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError
 from shadowlab.paulis import PauliString
 from shadowlab.twocopy.data import BellData
+from shadowlab.twocopy.gf2 import (
+    absorb_commuting,
+    count_in_coset,
+    graph_form,
+    pack_bits,
+    solve_square,
+    unpack_bits,
+)
 from shadowlab.twocopy.simulate import two_copy_circuit
 
 __all__ = [
@@ -96,110 +102,13 @@ def _words(n: int) -> int:
     return -(-n // 64)
 
 
-def _pack_bits(bits: np.ndarray, words: int) -> np.ndarray:
-    """``(m, n)`` 0/1 array -> ``(m, words)`` uint64, bit ``q`` in bit ``q % 64`` of word ``q // 64``."""
-    m, n = bits.shape
-    padded = np.zeros((m, 64 * words), dtype=np.uint8)
-    padded[:, :n] = bits
-    return np.packbits(padded, axis=1, bitorder="little").view("<u8").astype(np.uint64, copy=False)
-
-
-def _unpack_bits(packed: np.ndarray, n: int) -> np.ndarray:
-    """Inverse of :func:`_pack_bits`: ``(m, words)`` uint64 -> ``(m, n)`` uint8."""
-    as_bytes = np.ascontiguousarray(packed.astype("<u8")).view(np.uint8)
-    return np.unpackbits(as_bytes, axis=1, bitorder="little", count=n)
-
-
 def _shot_paulis(data: BellData) -> np.ndarray:
     """Packed symplectic vectors ``sigma_b = (x = c, z = a)`` of every shot: ``(shots, 2W)`` uint64."""
-    words = _words(data.n_qubits)
     # The swap is the convention's: <(x, z), (c, a)> = x.a + z.c is the exponent of P (x) P.
-    return np.concatenate([_pack_bits(data.c, words), _pack_bits(data.a, words)], axis=1)
+    return np.concatenate([pack_bits(data.c), pack_bits(data.a)], axis=1)
 
 
-# -- GF(2) elimination of Bell differences (numba) --------------------------------------------------
-@numba.njit(cache=True)
-def _symplectic(u: np.ndarray, v: np.ndarray, words: int) -> np.uint64:
-    acc = np.uint64(0)
-    for w in range(words):
-        acc += popcount(u[w] & v[words + w]) + popcount(u[words + w] & v[w])
-    return acc & np.uint64(1)
-
-
-@numba.njit(cache=True)
-def _absorb(vecs: np.ndarray, anchor: np.ndarray, basis: np.ndarray, pivots: np.ndarray, rank: int,
-            n: int, words: int) -> tuple[int, int, int, int]:
-    """Reduce ``vecs[i] ^ anchor`` against the basis in order; add independent commuting ones.
-
-    Basis row ``j`` has its pivot bit ``pivots[j]`` clear in every row added after it, so one
-    pass in insertion order clears every pivot bit of a vector (see the module docstring).
-    Returns ``(rank, dependent, rejected, used)``: the new rank, the number of vectors already in
-    the span, the number rejected because they anticommute with the span, and how many vectors
-    were consumed (processing stops once the rank reaches ``n``).
-    """
-    dependent = 0
-    rejected = 0
-    v = np.empty(2 * words, dtype=np.uint64)
-    used = 0
-    for i in range(vecs.shape[0]):
-        if rank >= n:
-            break
-        used += 1
-        for w in range(2 * words):
-            v[w] = vecs[i, w] ^ anchor[w]
-        for j in range(rank):
-            p = pivots[j]
-            if (v[p >> 6] >> np.uint64(p & 63)) & np.uint64(1):
-                for w in range(2 * words):
-                    v[w] ^= basis[j, w]
-        nonzero = -1
-        for w in range(2 * words):
-            if v[w] != 0:
-                nonzero = w
-                break
-        if nonzero < 0:
-            dependent += 1
-            continue
-        # The span of a pure state's differences is isotropic; an anticommuting vector is noise.
-        bad = False
-        for j in range(rank):
-            if _symplectic(v, basis[j], words):
-                bad = True
-                break
-        if bad:
-            rejected += 1
-            continue
-        for w in range(2 * words):
-            basis[rank, w] = v[w]
-        pivots[rank] = 64 * nonzero + np.int64(trailing_zeros(v[nonzero]))
-        rank += 1
-    return rank, dependent, rejected, used
-
-
-@numba.njit(cache=True)
-def _count_in_coset(vecs: np.ndarray, anchor: np.ndarray, basis: np.ndarray, pivots: np.ndarray, rank: int,
-                    words: int) -> int:
-    """How many ``vecs[i]`` lie in ``anchor + span(basis)`` (reduce the difference to zero)."""
-    count = 0
-    v = np.empty(2 * words, dtype=np.uint64)
-    for i in range(vecs.shape[0]):
-        for w in range(2 * words):
-            v[w] = vecs[i, w] ^ anchor[w]
-        for j in range(rank):
-            p = pivots[j]
-            if (v[p >> 6] >> np.uint64(p & 63)) & np.uint64(1):
-                for w in range(2 * words):
-                    v[w] ^= basis[j, w]
-        zero = True
-        for w in range(2 * words):
-            if v[w] != 0:
-                zero = False
-                break
-        if zero:
-            count += 1
-    return count
-
-
+# -- GF(2) elimination of Bell differences (kernels in shadowlab.twocopy.gf2) -----------------------
 @dataclass
 class SubspaceResult:
     """Row-reduced span of Bell-sample differences (step 1 of the learner).
@@ -249,7 +158,7 @@ class SubspaceResult:
         """The ``rank`` basis vectors unpacked: ``(x, z)``, each ``(rank, n)`` uint8."""
         words = _words(self.n_qubits)
         rows = self.basis[: self.rank]
-        return _unpack_bits(rows[:, :words], self.n_qubits), _unpack_bits(rows[:, words:], self.n_qubits)
+        return unpack_bits(rows[:, :words], self.n_qubits), unpack_bits(rows[:, words:], self.n_qubits)
 
 
 def _subspace_from_anchor(vecs: np.ndarray, n: int, anchor: int) -> SubspaceResult:
@@ -258,8 +167,8 @@ def _subspace_from_anchor(vecs: np.ndarray, n: int, anchor: int) -> SubspaceResu
     order = np.concatenate([vecs[anchor + 1:], vecs[:anchor]])
     basis = np.zeros((n, 2 * words), np.uint64)
     pivots = np.zeros(n, np.int64)
-    rank, dep, rej, used = _absorb(order, vecs[anchor], basis, pivots, 0, n, words)
-    inside = _count_in_coset(vecs, vecs[anchor], basis, pivots, rank, words)
+    rank, dep, rej, used = absorb_commuting(order, vecs[anchor], basis, pivots, 0, n, words)
+    inside = count_in_coset(vecs, vecs[anchor], basis, pivots, rank, words)
     return SubspaceResult(n, basis, pivots, int(rank), int(vecs.shape[0]), anchor, int(dep), int(rej),
                           int(used) + 1 if rank == n else None, inside / vecs.shape[0])
 
@@ -312,97 +221,6 @@ def bell_subspace(data: BellData, n_qubits: int | None = None, *, restarts: int 
 
 
 # -- graph form and the diagonalizing Clifford -------------------------------------------------------
-@numba.njit(cache=True)
-def _graph_form(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Hadamard set and symmetric adjacency of a rank-``n`` isotropic ``(n, 2n)`` uint8 matrix ``[X | Z]``.
-
-    Returns ``(had, b, ok)``: after swapping the ``x`` and ``z`` columns of the qubits with
-    ``had[q] = 1`` and row reduction, the matrix is ``[I | b]``; ``ok`` is False if the rows are
-    dependent or do not commute (``b`` not symmetric).
-    """
-    n = m.shape[0]
-    m = m.copy()
-    had = np.zeros(n, np.uint8)
-    # RREF on the X block: rows [0, k) get X pivots; the rest have X = 0.
-    k = 0
-    xpivot = np.zeros(n, np.uint8)
-    for col in range(n):
-        r = -1
-        for i in range(k, n):
-            if m[i, col]:
-                r = i
-                break
-        if r < 0:
-            continue
-        if r != k:
-            for c in range(2 * n):
-                t = m[r, c]
-                m[r, c] = m[k, c]
-                m[k, c] = t
-        for i in range(n):
-            if i != k and m[i, col]:
-                for c in range(2 * n):
-                    m[i, c] ^= m[k, c]
-        xpivot[col] = 1
-        k += 1
-    # Rows with X = 0 have full-rank Z on the non-X-pivot qubits (commutation with the X rows);
-    # those Z pivots are the qubits to Hadamard.
-    r0 = k
-    for col in range(n):
-        if xpivot[col]:
-            continue
-        r = -1
-        for i in range(r0, n):
-            if m[i, n + col]:
-                r = i
-                break
-        if r < 0:
-            continue
-        if r != r0:
-            for c in range(2 * n):
-                t = m[r, c]
-                m[r, c] = m[r0, c]
-                m[r0, c] = t
-        for i in range(k, n):
-            if i != r0 and m[i, n + col]:
-                for c in range(2 * n):
-                    m[i, c] ^= m[r0, c]
-        had[col] = 1
-        r0 += 1
-    if r0 != n:
-        return had, np.zeros((n, n), np.uint8), False
-    for q in range(n):
-        if had[q]:
-            for i in range(n):
-                t = m[i, q]
-                m[i, q] = m[i, n + q]
-                m[i, n + q] = t
-    # Gauss-Jordan to X = identity (row i gets pivot column i).
-    for col in range(n):
-        r = -1
-        for i in range(col, n):
-            if m[i, col]:
-                r = i
-                break
-        if r < 0:
-            return had, np.zeros((n, n), np.uint8), False
-        if r != col:
-            for c in range(2 * n):
-                t = m[r, c]
-                m[r, c] = m[col, c]
-                m[col, c] = t
-        for i in range(n):
-            if i != col and m[i, col]:
-                for c in range(2 * n):
-                    m[i, c] ^= m[col, c]
-    b = m[:, n:].copy()
-    for i in range(n):
-        for j in range(i + 1, n):
-            if b[i, j] != b[j, i]:
-                return had, b, False
-    return had, b, True
-
-
 def _append(circuit: stim.Circuit, gate: str, targets: Sequence[int] | range) -> None:
     """Append one gate layer (nothing if ``targets`` is empty).
 
@@ -436,7 +254,7 @@ def graph_form_circuits(x: np.ndarray, z: np.ndarray) -> tuple[stim.Circuit, sti
     if x.ndim != 2 or x.shape != z.shape or x.shape[0] != x.shape[1]:
         raise ShadowlabError(f"expected two (n, n) bit arrays, got shapes {x.shape} and {z.shape}")
     n = x.shape[0]
-    had, b, ok = _graph_form(np.concatenate([x, z], axis=1))
+    had, b, ok = graph_form(np.concatenate([x, z], axis=1))
     if not ok:
         raise ShadowlabError("the Paulis are not n independent, pairwise commuting strings")
     hq = [int(q) for q in np.flatnonzero(had)]
@@ -794,39 +612,12 @@ def same_stabilizer_state(
     padded = [g + stim.PauliString(n - len(g)) if len(g) < n else g for g in gens]
     x = np.array([p.to_numpy()[0] for p in padded], dtype=np.uint8)
     z = np.array([p.to_numpy()[1] for p in padded], dtype=np.uint8)
-    if not _graph_form(np.concatenate([x, z], axis=1))[2]:
+    if not graph_form(np.concatenate([x, z], axis=1))[2]:
         return False
     sim = stim.TableauSimulator()
     sim.set_num_qubits(n)
     sim.do_circuit(circuit)
     return all(sim.peek_observable_expectation(p) == 1 for p in padded)
-
-
-@numba.njit(cache=True)
-def _solve_gf2(r: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Solve ``r m = rhs`` over ``GF(2)`` for a square ``r`` (uint8); ``ok`` is False if singular."""
-    n = r.shape[0]
-    a = np.zeros((n, n + 1), np.uint8)
-    a[:, :n] = r
-    a[:, n] = rhs
-    for col in range(n):
-        piv = -1
-        for i in range(col, n):
-            if a[i, col]:
-                piv = i
-                break
-        if piv < 0:
-            return np.zeros(n, np.uint8), False
-        if piv != col:
-            for c in range(n + 1):
-                t = a[piv, c]
-                a[piv, c] = a[col, c]
-                a[col, c] = t
-        for i in range(n):
-            if i != col and a[i, col]:
-                for c in range(n + 1):
-                    a[i, c] ^= a[col, c]
-    return a[:, n].copy(), True
 
 
 def verify_stabilizer_state(
@@ -878,7 +669,7 @@ def verify_stabilizer_state(
     images = [tab(p) for p in padded]
     r = np.array([im.to_numpy()[1] for im in images], dtype=np.uint8)
     rhs = np.array([im.sign == -1 for im in images], dtype=np.uint8)
-    m, ok = _solve_gf2(r, rhs)
+    m, ok = solve_square(r, rhs)
     if not ok:  # pragma: no cover - D maps n independent generators to n independent Z strings
         raise ShadowlabError("internal error: the diagonalized generators are dependent")
     bits = _single_bits(sample_single, diag, copies, n)
