@@ -219,6 +219,28 @@ def _write_json(path: Path, doc: dict[str, Any], force: bool) -> None:
         tmp.write_text(json.dumps(doc, indent=1))
 
 
+def _check_outputs(*paths: Path | None, force: bool) -> None:
+    """Refuse, before any work, outputs that exist (without ``--force``) or cannot be written."""
+    from shadowlab.atomic import check_can_write
+
+    for path in paths:
+        if path is not None:
+            check_can_write(path, force=force)
+
+
+def _print_copies(title: str, study: Any, n_values: list[int], one_copy_max_n: int) -> None:
+    """Copies needed by both learners per ``n``, with the wall time of each."""
+    table = Table(title=title)
+    for col in ("n", "two-copy copies", "one-copy copies", "two-copy s", "one-copy s"):
+        table.add_column(col, justify="right")
+    for k in n_values:
+        two, one = study.copies_needed("two_copy", k), study.copies_needed("one_copy", k)
+        one_text = "not run" if k > one_copy_max_n else (f"{one:,}" if one else "> grid")
+        table.add_row(str(k), f"{two:,}" if two else "> grid", one_text, f"{study.seconds['two_copy'][k]:.1f}",
+                      f"{study.seconds['one_copy'][k]:.1f}" if k in study.seconds["one_copy"] else "-")
+    out.print(table)
+
+
 @twocopy_app.command("hidden-pauli")
 @_user_errors
 def hidden_pauli(
@@ -236,25 +258,15 @@ def hidden_pauli(
     quiet: QuietOpt = False,
 ) -> None:
     """Hidden Pauli: copies to decide 1,000 queries (|tr(Q rho)| = strength or 0), two copies vs one."""
-    from shadowlab.atomic import check_can_write
     from shadowlab.twocopy.hidden_pauli import hidden_pauli_study
 
-    for path in (plot, json_out):
-        if path is not None:
-            check_can_write(path, force=force)
+    _check_outputs(plot, json_out, force=force)
     n_values = _int_list(n, "--n")
     study = hidden_pauli_study(n_values, two_copy_grid=_int_list(copies, "--copies"), one_copy_max_n=one_copy_max_n,
                                trials=trials, n_queries=queries, strength=strength, seed=seed,
                                progress=None if quiet else (lambda msg: err.print(f"done: {msg}")))
-    table = Table(title=f"hidden Pauli: copies for all {queries:,} queries right in >= 95% of {trials} trials")
-    for col in ("n", "two-copy copies", "one-copy copies", "two-copy s", "one-copy s"):
-        table.add_column(col, justify="right")
-    for k in n_values:
-        two, one = study.copies_needed("two_copy", k), study.copies_needed("one_copy", k)
-        one_text = "not run" if k > one_copy_max_n else (f"{one:,}" if one else "> grid")
-        table.add_row(str(k), f"{two:,}" if two else "> grid", one_text, f"{study.seconds['two_copy'][k]:.1f}",
-                      f"{study.seconds['one_copy'][k]:.1f}" if k in study.seconds["one_copy"] else "-")
-    out.print(table)
+    _print_copies(f"hidden Pauli: copies for all {queries:,} queries right in >= 95% of {trials} trials", study,
+                  n_values, one_copy_max_n)
     if json_out is not None:
         _write_json(json_out, study.to_dict(), force)
     if plot is not None:
@@ -279,23 +291,14 @@ def purity_scan(
     quiet: QuietOpt = False,
 ) -> None:
     """Purity: copies for a fixed RMSE, two-copy SWAP test vs one-copy randomized measurements."""
-    from shadowlab.atomic import check_can_write
     from shadowlab.twocopy.purity_study import purity_study
 
-    for path in (plot, json_out):
-        if path is not None:
-            check_can_write(path, force=force)
+    _check_outputs(plot, json_out, force=force)
     n_values = _int_list(n, "--n")
     study = purity_study(n_values, p=p, target_rmse=target, trials=trials, one_copy_max_n=one_copy_max_n, seed=seed,
                          progress=None if quiet else (lambda msg: err.print(f"done: {msg}")))
-    table = Table(title=f"purity {study.purity:.4f}: copies for RMSE <= {target} over {trials} trials")
-    for col in ("n", "two-copy copies", "one-copy copies"):
-        table.add_column(col, justify="right")
-    for k in n_values:
-        two, one = study.copies_needed("two_copy", k), study.copies_needed("one_copy", k)
-        one_text = "not run" if k > one_copy_max_n else (f"{one:,}" if one else "> grid")
-        table.add_row(str(k), f"{two:,}" if two else "> grid", one_text)
-    out.print(table)
+    _print_copies(f"purity {study.purity:.4f}: copies for RMSE <= {target} over {trials} trials", study, n_values,
+                  one_copy_max_n)
     if json_out is not None:
         _write_json(json_out, study.to_dict(), force)
     if plot is not None:
@@ -398,12 +401,9 @@ def stabilizer(
     quiet: QuietOpt = False,
 ) -> None:
     """Learn unknown stabilizer states from Bell-sampled copies (Montanaro 2017) and verify them."""
-    from shadowlab.atomic import check_can_write
     from shadowlab.twocopy.stabilizer import plot_stabilizer_learning, stabilizer_learning_study
 
-    for path in (plot, json_out):
-        if path is not None:
-            check_can_write(path, force=force)
+    _check_outputs(plot, json_out, force=force)
     result = stabilizer_learning_study(_int_list(n, "--n"), trials, seed, family=family, noise=noise,
                                        progress=None if quiet else (lambda msg: err.print(f"done: {msg}")))
     table = Table(title=f"stabilizer learning ({family}, noise {noise}): {trials} trials per n")
@@ -438,12 +438,10 @@ def dynamics(
     force: ForceOpt = False,
 ) -> None:
     """Time-reversal symmetric vs scrambling circuits: PCA on two-copy vs one-copy data, accuracy vs shots."""
-    from shadowlab.atomic import atomic_path, check_can_write
+    from shadowlab.atomic import atomic_path
     from shadowlab.twocopy.dynamics import dynamics_study, plot_dynamics
 
-    for path in (plot, json_out):
-        if path is not None:
-            check_can_write(path, force=force)
+    _check_outputs(plot, json_out, force=force)
     result = dynamics_study(n, _int_list(shots, "--shots"), circuits, depth, seed, n_repeats=repeats)
     table = Table(title=f"n = {n}, depth {result.depth}: unsupervised PCA accuracy, {circuits} circuits per class, "
                         f"{repeats} repeats")

@@ -153,19 +153,7 @@ class CliffordStore(ZarrStoreBase):
         StoreFormatError
             If ``path`` is not a shadowlab global-Clifford store, has another format version, or is corrupted.
         """
-        p = Path(path)
-        if not p.exists():
-            raise StoreFormatError(f"{p}: no such store")
-        if not (p / "zarr.json").is_file():
-            raise StoreFormatError(f"{p}: not a Zarr v3 store (no zarr.json); expected a directory written by "
-                                   "'shadowlab simulate-clifford'")
-        try:
-            group = zarr.open_group(str(p), mode="r+" if mode != "r" else "r", zarr_format=3)
-        except Exception as exc:  # zarr raises several types for unreadable metadata
-            raise StoreFormatError(f"{p}: cannot open as a Zarr v3 group: {exc}") from exc
-        meta = group.attrs.get(_META_KEY)
-        if not isinstance(meta, dict):
-            raise StoreFormatError(f"{p}: a Zarr store, but not a shadowlab one (no '{_META_KEY}' metadata)")
+        p, group, meta = cls._open_group(path, mode, written_by="'shadowlab simulate-clifford'")
         if meta.get("ensemble") != ENSEMBLE_GLOBAL_CLIFFORD:
             raise StoreFormatError(f"{p}: a {meta.get('ensemble')!r} store, not a global-Clifford one; "
                                    "fidelity estimation needs snapshots from 'shadowlab simulate-clifford'")
@@ -248,12 +236,6 @@ class CliffordStore(ZarrStoreBase):
         """All committed snapshots in memory."""
         return self.read(0, None)
 
-    def iter_chunks(self, chunk_snapshots: int | None = None) -> Iterator[tuple[int, CliffordSnapshots]]:
-        """Yield ``(offset, chunk)`` over the committed snapshots, one chunk in memory at a time."""
-        step = chunk_snapshots or self.chunk_snapshots
-        for start in range(0, self.n_snapshots, step):
-            yield start, self.read(start, start + step)
-
     def append(self, data: CliffordSnapshots, *, provenance: dict[str, Any] | None = None) -> None:
         """Append a batch; it becomes visible only once completely written (crash-safe)."""
         if not self._writable:
@@ -262,20 +244,8 @@ class CliffordStore(ZarrStoreBase):
             raise QubitCountMismatchError(f"{self.path}: store has {self.n_qubits} qubits, batch has {data.n_qubits}")
         if data.n_snapshots == 0:
             return
-        start = self.n_snapshots
-        stop = start + data.n_snapshots
-        for name, values in (("tableaux", data.tableaux), ("signs", data.signs), ("outcomes", data.packed_outcomes())):
-            arr = self._group[name]
-            arr.resize((stop, *arr.shape[1:]))
-            arr[start:stop] = values
-        meta = dict(self._meta)
-        meta["n_snapshots"] = stop
-        record = _jsonable(provenance or data.metadata)
-        meta["batches"] = [*meta["batches"], {"rows": [start, stop], "time": _now(), "provenance": record}]
-        if not meta["provenance"]:
-            meta["provenance"] = record
-        self._group.attrs[_META_KEY] = meta  # the commit point
-        self._meta = meta
+        self._write_rows({"tableaux": data.tableaux, "signs": data.signs, "outcomes": data.packed_outcomes()},
+                         data.n_snapshots, {"provenance": _jsonable(provenance or data.metadata)})
 
     def summary(self) -> dict[str, Any]:
         """Sizes, counts and provenance (reads no snapshot data)."""

@@ -100,6 +100,64 @@ class ZarrStoreBase:
         stop = s if stop is None else min(stop, s)
         return max(0, min(start, stop)), stop
 
+    @staticmethod
+    def _open_group(path: str | os.PathLike[str], mode: str, *, written_by: str) -> tuple[Path, zarr.Group,
+                                                                                           dict[str, Any]]:
+        """Open the Zarr group at ``path`` and return ``(path, group, shadowlab metadata)``.
+
+        Raises :class:`StoreFormatError` for a missing path, a directory that is not a Zarr v3
+        group, or a group without shadowlab metadata; ``written_by`` names the commands that make
+        the expected kind of store. Ensemble and format checks are the caller's.
+        """
+        p = Path(path)
+        if not p.exists():
+            raise StoreFormatError(f"{p}: no such store")
+        if not (p / "zarr.json").is_file():
+            raise StoreFormatError(f"{p}: not a Zarr v3 store (no zarr.json); expected a directory written by "
+                                   f"{written_by}")
+        try:
+            group = zarr.open_group(str(p), mode="r+" if mode != "r" else "r", zarr_format=3)
+        except Exception as exc:  # zarr raises several types for unreadable metadata
+            raise StoreFormatError(f"{p}: cannot open as a Zarr v3 group: {exc}") from exc
+        meta = group.attrs.get(_META_KEY)
+        if not isinstance(meta, dict):
+            raise StoreFormatError(f"{p}: a Zarr store, but not a shadowlab one (no '{_META_KEY}' metadata)")
+        return p, group, meta
+
+    def load(self) -> Any:
+        """All committed rows in memory (the subclass's in-memory type)."""
+        return self.read(0, None)  # type: ignore[attr-defined]
+
+    def iter_chunks(self, chunk_snapshots: int | None = None) -> Iterator[tuple[int, Any]]:
+        """Yield ``(offset, chunk)`` over the committed rows, one chunk in memory at a time."""
+        step = chunk_snapshots or self.chunk_snapshots
+        for start in range(0, self.n_snapshots, step):
+            yield start, self.read(start, start + step)  # type: ignore[attr-defined]
+
+    def _write_rows(self, values: dict[str, np.ndarray], n_rows: int, record: dict[str, Any],
+                    meta_updates: dict[str, Any] | None = None) -> None:
+        """Append ``n_rows`` rows to each named array, then commit (the crash-safe protocol).
+
+        Rows are written past the committed count first; raising ``n_snapshots`` in the metadata
+        (with the batch ``record`` and ``meta_updates``) is the commit point. The first batch's
+        provenance becomes the store's when the store has none.
+        """
+        group = self._group  # type: ignore[attr-defined]
+        start = self.n_snapshots
+        stop = start + n_rows
+        for name, rows in values.items():
+            arr = group[name]
+            arr.resize((stop, *arr.shape[1:]))
+            arr[start:stop] = rows
+        meta = dict(self._meta)
+        meta.update(meta_updates or {})
+        meta["n_snapshots"] = stop
+        meta["batches"] = [*meta["batches"], {"rows": [start, stop], "time": _now(), **record}]
+        if not meta["provenance"]:
+            meta["provenance"] = record.get("provenance", {})
+        group.attrs[_META_KEY] = meta  # the commit point
+        self._meta = meta
+
 
 class ShadowStore(ZarrStoreBase):
     """A lazily opened shadow store; reads chunks on demand.
@@ -133,20 +191,7 @@ class ShadowStore(ZarrStoreBase):
         StoreFormatError
             If ``path`` is not a shadowlab store, is of another format version, or is corrupted.
         """
-        p = Path(path)
-        if not p.exists():
-            raise StoreFormatError(f"{p}: no such store")
-        if not (p / "zarr.json").is_file():
-            raise StoreFormatError(
-                f"{p}: not a Zarr v3 store (no zarr.json); expected a directory written by shadowlab"
-            )
-        try:
-            group = zarr.open_group(str(p), mode="r+" if mode != "r" else "r", zarr_format=3)
-        except Exception as exc:  # zarr raises several types for unreadable metadata
-            raise StoreFormatError(f"{p}: cannot open as a Zarr v3 group: {exc}") from exc
-        meta = group.attrs.get(_META_KEY)
-        if not isinstance(meta, dict):
-            raise StoreFormatError(f"{p}: a Zarr store, but not a shadowlab one (no '{_META_KEY}' metadata)")
+        p, group, meta = cls._open_group(path, mode, written_by="shadowlab")
         fmt = meta.get("format")
         if fmt != FORMAT_VERSION:
             raise StoreFormatError(
@@ -264,12 +309,6 @@ class ShadowStore(ZarrStoreBase):
         """All committed snapshots in memory."""
         return self.read(0, None)
 
-    def iter_chunks(self, chunk_snapshots: int | None = None) -> Iterator[tuple[int, ShadowData]]:
-        """Yield ``(offset, chunk)`` over the committed snapshots, reading one chunk at a time."""
-        step = chunk_snapshots or self.chunk_snapshots
-        for start in range(0, self.n_snapshots, step):
-            yield start, self.read(start, start + step)
-
     # -- writing -------------------------------------------------------------------------------
     def append(self, data: ShadowData, *, provenance: dict[str, Any] | None = None) -> None:
         """Append a batch of snapshots; it becomes visible only once completely written.
@@ -285,24 +324,11 @@ class ShadowStore(ZarrStoreBase):
             )
         if data.n_snapshots == 0:
             return
-        start = self.n_snapshots
-        stop = start + data.n_snapshots
         settings = data.settings + self.n_settings
-        for name, values in (("bases", data.bases), ("outcomes", data.outcomes), ("settings", settings)):
-            arr = self._group[name]
-            arr.resize((stop, *arr.shape[1:]))
-            arr[start:stop] = values
-        meta = dict(self._meta)
-        meta["n_snapshots"] = stop
-        meta["n_settings"] = int(settings.max()) + 1
         basis_counts = np.bincount(data.bases.ravel(), minlength=3)[:3].tolist()
-        meta["batches"] = [*meta["batches"], {"rows": [start, stop], "time": _now(), "basis_counts": basis_counts,
-                                              "provenance": _jsonable(provenance or data.metadata)}]
-        if not meta["provenance"]:
-            meta["provenance"] = _jsonable(provenance or data.metadata)
-        # The commit point: raising n_snapshots makes the rows visible.
-        self._group.attrs[_META_KEY] = meta
-        self._meta = meta
+        self._write_rows({"bases": data.bases, "outcomes": data.outcomes, "settings": settings}, data.n_snapshots,
+                         {"basis_counts": basis_counts, "provenance": _jsonable(provenance or data.metadata)},
+                         {"n_settings": int(settings.max()) + 1})
 
     def summary(self) -> dict[str, Any]:
         """Facts for ``shadowlab info``: sizes, counts per basis, provenance."""

@@ -722,6 +722,16 @@ def symplectic_parity(u: np.ndarray, v: np.ndarray, words: int) -> np.uint64:
 
 
 @numba.njit(cache=True)
+def _reduce(v: np.ndarray, basis: np.ndarray, pivots: np.ndarray, rank: int) -> None:
+    """Clear every basis pivot bit of ``v`` in place (rows in insertion order, see ``absorb_commuting``)."""
+    for j in range(rank):
+        p = pivots[j]
+        if (v[p >> 6] >> np.uint64(p & 63)) & np.uint64(1):
+            for w in range(v.shape[0]):
+                v[w] ^= basis[j, w]
+
+
+@numba.njit(cache=True)
 def absorb_commuting(vecs: np.ndarray, anchor: np.ndarray, basis: np.ndarray, pivots: np.ndarray, rank: int,
             n: int, words: int) -> tuple[int, int, int, int]:
     """Reduce ``vecs[i] ^ anchor`` against the basis in order; add independent commuting ones.
@@ -742,11 +752,7 @@ def absorb_commuting(vecs: np.ndarray, anchor: np.ndarray, basis: np.ndarray, pi
         used += 1
         for w in range(2 * words):
             v[w] = vecs[i, w] ^ anchor[w]
-        for j in range(rank):
-            p = pivots[j]
-            if (v[p >> 6] >> np.uint64(p & 63)) & np.uint64(1):
-                for w in range(2 * words):
-                    v[w] ^= basis[j, w]
+        _reduce(v, basis, pivots, rank)
         nonzero = -1
         for w in range(2 * words):
             if v[w] != 0:
@@ -780,11 +786,7 @@ def count_in_coset(vecs: np.ndarray, anchor: np.ndarray, basis: np.ndarray, pivo
     for i in range(vecs.shape[0]):
         for w in range(2 * words):
             v[w] = vecs[i, w] ^ anchor[w]
-        for j in range(rank):
-            p = pivots[j]
-            if (v[p >> 6] >> np.uint64(p & 63)) & np.uint64(1):
-                for w in range(2 * words):
-                    v[w] ^= basis[j, w]
+        _reduce(v, basis, pivots, rank)
         zero = True
         for w in range(2 * words):
             if v[w] != 0:

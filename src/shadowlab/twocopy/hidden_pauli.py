@@ -20,7 +20,7 @@ Copies are counted as copies of ``rho``: two per Bell shot, one per snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,20 @@ def one_copy_estimates(data: ShadowData, queries: Sequence[PauliString], prefixe
     return signed * (3.0 ** arrays.weights)[None, :] / bounds[1:, None]
 
 
+def first_stable(points: Sequence[tuple[int, float]], ok: Callable[[float], bool]) -> int | None:
+    """The smallest ``x`` of increasing ``(x, value)`` points from which on every value is ``ok``.
+
+    A single lucky grid point below a failing one does not count: the answer is where the curve
+    settles (None if even the last point fails).
+    """
+    needed = None
+    for x, value in reversed(points):
+        if not ok(value):
+            break
+        needed = x
+    return needed
+
+
 @dataclass
 class HiddenPauliStudy:
     """Success rates of the two learners against copies, per ``n`` (see :func:`hidden_pauli_study`).
@@ -115,12 +129,7 @@ class HiddenPauliStudy:
 
     def copies_needed(self, learner: str, n: int, target: float = 0.95) -> int | None:
         """Smallest copies in the grid from which on every success rate is at least ``target`` (None if none)."""
-        needed = None
-        for copies, rate in reversed(self.rates.get(learner, {}).get(n, [])):
-            if rate < target:
-                break
-            needed = copies
-        return needed
+        return first_stable(self.rates.get(learner, {}).get(n, []), lambda rate: rate >= target)
 
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> HiddenPauliStudy:

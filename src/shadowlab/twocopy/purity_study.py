@@ -30,6 +30,7 @@ from shadowlab.acquire.stim_sampler import sample_stim
 from shadowlab.errors import ShadowlabError
 from shadowlab.estimate.entropy import estimate_renyi2
 from shadowlab.twocopy.estimate import estimate_purities
+from shadowlab.twocopy.hidden_pauli import first_stable
 from shadowlab.twocopy.simulate import sample_bell_stim
 
 
@@ -62,12 +63,7 @@ class PurityStudy:
 
     def copies_needed(self, learner: str, n: int) -> int | None:
         """Smallest copies in the grid from which on every RMSE is at most the target (None if none)."""
-        needed = None
-        for copies, err in reversed(self.rmse.get(learner, {}).get(n, [])):
-            if err > self.target_rmse:
-                break
-            needed = copies
-        return needed
+        return first_stable(self.rmse.get(learner, {}).get(n, []), lambda err: err <= self.target_rmse)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able record."""

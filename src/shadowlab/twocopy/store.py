@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +62,8 @@ class BellStore(ZarrStoreBase):
         StoreFormatError
             If ``path`` is not a shadowlab two-copy store, has another format version, or is corrupted.
         """
-        p = Path(path)
-        if not p.exists():
-            raise StoreFormatError(f"{p}: no such store")
-        if not (p / "zarr.json").is_file():
-            raise StoreFormatError(f"{p}: not a Zarr v3 store (no zarr.json); expected a directory written by "
-                                   "'shadowlab twocopy simulate' or 'shadowlab twocopy import'")
-        try:
-            group = zarr.open_group(str(p), mode="r+" if mode != "r" else "r", zarr_format=3)
-        except Exception as exc:  # zarr raises several types for unreadable metadata
-            raise StoreFormatError(f"{p}: cannot open as a Zarr v3 group: {exc}") from exc
-        meta = group.attrs.get(_META_KEY)
-        if not isinstance(meta, dict):
-            raise StoreFormatError(f"{p}: a Zarr store, but not a shadowlab one (no '{_META_KEY}' metadata)")
+        p, group, meta = cls._open_group(path, mode, written_by="'shadowlab twocopy simulate', 'twocopy run' or "
+                                                              "'twocopy import'")
         if meta.get("ensemble") != ENSEMBLE_BELL:
             raise StoreFormatError(f"{p}: a {meta.get('ensemble')!r} store, not a two-copy Bell one; two-copy "
                                    "estimates need shots from 'shadowlab twocopy simulate' or 'twocopy import'")
@@ -142,12 +130,6 @@ class BellStore(ZarrStoreBase):
         """All committed shots in memory."""
         return self.read(0, None)
 
-    def iter_chunks(self, chunk_snapshots: int | None = None) -> Iterator[tuple[int, BellData]]:
-        """Yield ``(offset, chunk)`` over the committed shots, one chunk in memory at a time."""
-        step = chunk_snapshots or self.chunk_snapshots
-        for start in range(0, self.n_snapshots, step):
-            yield start, self.read(start, start + step)
-
     def append(self, data: BellData, *, provenance: dict[str, Any] | None = None) -> None:
         """Append a batch of shots; it becomes visible only once completely written (crash-safe)."""
         if not self._writable:
@@ -157,20 +139,8 @@ class BellStore(ZarrStoreBase):
                                           f"{data.n_qubits}")
         if data.n_shots == 0:
             return
-        start = self.n_snapshots
-        stop = start + data.n_shots
-        for name, values in (("a", data.a), ("c", data.c)):
-            arr = self._group[name]
-            arr.resize((stop, arr.shape[1]))
-            arr[start:stop] = values
-        meta = dict(self._meta)
-        meta["n_snapshots"] = stop
-        record = _jsonable(provenance or data.metadata)
-        meta["batches"] = [*meta["batches"], {"rows": [start, stop], "time": _now(), "provenance": record}]
-        if not meta["provenance"]:
-            meta["provenance"] = record
-        self._group.attrs[_META_KEY] = meta  # the commit point
-        self._meta = meta
+        self._write_rows({"a": data.a, "c": data.c}, data.n_shots,
+                         {"provenance": _jsonable(provenance or data.metadata)})
 
     def summary(self) -> dict[str, Any]:
         """Sizes and provenance for ``shadowlab info`` (reads no shot data)."""
