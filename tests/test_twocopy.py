@@ -323,3 +323,31 @@ def test_cli_studies_run_and_refuse_bad_input(run, tmp_path) -> None:
     assert r.exit_code == 1 and "even" in r.output
     r = run("twocopy", "stabilizer", "--n", "x")
     assert r.exit_code == 1 and "integers" in r.output
+
+
+def test_review_regressions(tmp_path) -> None:
+    """Non-integer bits, an all-negative purity interval, empty result files and zero trials are errors or
+    'undefined', never numbers."""
+    with pytest.raises(ShadowlabError, match="integers"):
+        BellData(np.full((3, 1), 0.7), np.full((3, 1), 0.2))
+    from shadowlab.estimate.results import Estimates
+
+    neg = Estimates(("all",), np.array([-0.4]), np.array([0.1]), np.array([-0.67]), np.array([-0.04]),
+                    np.array([30]), 30, "bell_swap", "wilson", 0.95)
+    ent, lo, hi = renyi2_from_purities(neg)
+    assert np.isnan(ent[0]) and np.isnan(lo[0]) and np.isinf(hi[0])
+    from shadowlab.acquire.result_files import read_braket_bits
+    from shadowlab.errors import InputFormatError
+
+    (tmp_path / "empty.json").write_text("[]")
+    with pytest.raises(InputFormatError, match="no Braket task results"):
+        read_braket_bits(tmp_path / "empty.json", 2)
+    from shadowlab.twocopy.hidden_pauli import hidden_pauli_study
+    from shadowlab.twocopy.purity_study import purity_study
+
+    with pytest.raises(ShadowlabError, match="trials"):
+        hidden_pauli_study([3], trials=0)
+    with pytest.raises(ShadowlabError, match="trials"):
+        purity_study([3], trials=0)
+    with pytest.raises(ShadowlabError, match="RMSE"):
+        purity_study([3], target_rmse=-1)

@@ -101,7 +101,7 @@ def simulate(
     if shots < 1:
         raise ShadowlabError(f"--shots must be >= 1, got {shots}")
     kind, obj, n = resolve_two_copy_state(state, seed=seed, depolarize=depolarize)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, 2])  # a stream apart from the one that drew random:N states
     data = sample_bell_stim(obj, shots, rng) if kind == "stim" else sample_bell_state(obj, shots, rng)
     provenance = {**data.metadata, "state": state, "seed": seed, "depolarize": depolarize, "shots": shots}
     write_bell_store(data, output, force=force, provenance=provenance)
@@ -196,7 +196,8 @@ def purity(
         table.add_column(col, justify="left" if col == "subsystem" else "right")
     for i, r in enumerate(result.rows()):
         s2 = "undefined (purity <= 0)" if math.isnan(ent[i]) else f"{ent[i]:.4f}"
-        s2i = f"[{lo[i]:.4f}, {'unbounded' if math.isinf(hi[i]) else f'{hi[i]:.4f}'}]"
+        s2i = ("undefined" if math.isnan(lo[i]) else
+               f"[{lo[i]:.4f}, {'unbounded' if math.isinf(hi[i]) else f'{hi[i]:.4f}'}]")
         table.add_row(r["observable"], f"{r['estimate']:+.5f}", f"{r['stderr']:.5f}",
                       f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", s2, s2i)
     out.print(table)

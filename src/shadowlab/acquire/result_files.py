@@ -539,6 +539,9 @@ def read_braket_bits(source: str | os.PathLike[str] | Sequence[str | os.PathLike
     """All measured bits of every Braket task result in ``source`` (see :func:`read_braket_results`),
     without a plan: ``(total shots, n_bits)`` uint8, column ``q`` = qubit ``q``, results in order."""
     records = _braket_records(source)
+    if not records:
+        raise InputFormatError("holds no Braket task results", path=Path(os.fspath(source)) if isinstance(
+            source, str | os.PathLike) else None)
     parts = [braket_record_outcomes(rec, n_bits, where=where, path=path) for rec, where, path in records]
     return np.concatenate(parts)
 

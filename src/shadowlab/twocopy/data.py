@@ -56,6 +56,8 @@ class BellData:
         if a.shape[1] < 1:
             raise ShadowlabError("Bell data need at least one qubit pair")
         for name, arr in (("a", a), ("c", c)):
+            if not (np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+                raise ShadowlabError(f"Bell bits '{name}' must be integers 0/1, got dtype {arr.dtype}")
             if arr.size and (arr.min() < 0 or arr.max() > 1):
                 raise ShadowlabError(f"Bell bits '{name}' must be 0 or 1, found values in [{arr.min()}, {arr.max()}]")
         object.__setattr__(self, "a", np.ascontiguousarray(a, dtype=np.uint8))

@@ -116,6 +116,9 @@ def run_two_copy_braket(state: Any, shots: int, *, noise: dict[str, float] | Non
         device = "braket_dm"
     result = LocalSimulator(device).run(circuit, shots=int(shots)).result()
     measured = [int(q) for q in result.measured_qubits]
+    if sorted(measured) != list(range(circuit.qubit_count)):
+        raise ShadowlabError(f"the Braket result measured qubits {measured}, expected each of "
+                             f"0..{circuit.qubit_count - 1}")
     arr = np.asarray(result.measurements, dtype=np.uint8)
     rows = np.empty_like(arr)
     rows[:, measured] = arr
@@ -148,9 +151,12 @@ def read_two_copy_results(path: str | os.PathLike[str], n_qubits: int, *, fmt: s
     p = Path(path)
     if not p.exists():
         raise ShadowlabError(f"{p}: no such file or directory")
-    if fmt == "auto":
-        text = "" if p.is_dir() else p.read_text(encoding="utf-8", errors="replace")[:4096]
-        fmt = "braket" if p.is_dir() or BRAKET_RESULT_SCHEMA in text else "qiskit"
+    if fmt == "auto" and p.is_dir():
+        fmt = "braket"
+    elif fmt == "auto":
+        with p.open("rb") as fh:  # the head of the file is enough to tell
+            head = fh.read(4096).decode("utf-8", errors="replace")
+        fmt = "braket" if BRAKET_RESULT_SCHEMA in head else "qiskit"
     if fmt == "qiskit":
         bits = read_qiskit_bits(p, 2 * n_qubits)
     elif fmt == "braket":

@@ -233,12 +233,14 @@ def renyi2_from_purities(purities: Estimates) -> tuple[np.ndarray, np.ndarray, n
     """Renyi-2 entropies ``-log2(purity)`` (bits) with the interval mapped through the same map.
 
     Returns ``(entropy, ci_low, ci_high)``; an entropy is ``nan`` where the purity estimate is
-    ``<= 0`` (too few shots to say), and an upper end is ``inf`` where the purity interval
-    reaches 0 or below. Callers print these as "undefined" / "unbounded", never as numbers.
+    ``<= 0`` (too few shots to say), an upper end is ``inf`` where the purity interval
+    reaches 0 or below, and a lower end is ``nan`` where the whole purity interval is ``<= 0``.
+    Callers print these as "undefined" / "unbounded", never as numbers.
     """
     est = purities.estimate
     with np.errstate(divide="ignore", invalid="ignore"):
         ent = np.where(est > 0, -np.log2(np.where(est > 0, est, 1.0)), np.nan)
-        lo = -np.log2(np.clip(purities.ci_high, 1e-300, 1.0))
+        high = purities.ci_high
+        lo = np.where(high > 0, -np.log2(np.where(high > 0, np.minimum(high, 1.0), 1.0)), np.nan)
         hi = np.where(purities.ci_low > 0, -np.log2(np.where(purities.ci_low > 0, purities.ci_low, 1.0)), np.inf)
     return ent + 0.0, lo + 0.0, hi + 0.0  # + 0.0 turns -log2(1) = -0.0 into 0.0

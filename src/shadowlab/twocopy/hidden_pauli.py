@@ -202,6 +202,10 @@ def hidden_pauli_study(
 
     if any(c % 2 for c in two_copy_grid):
         raise ShadowlabError(f"two-copy copies must be even (two per Bell shot), got {list(two_copy_grid)}")
+    if trials < 1:
+        raise ShadowlabError(f"trials must be >= 1, got {trials}")
+    if not two_copy_grid or min(two_copy_grid) < 2:
+        raise ShadowlabError(f"two-copy copies must be positive even numbers, got {list(two_copy_grid)}")
     one_grid = list(one_copy_grid) if one_copy_grid is not None else [2**k for k in range(6, 23)]
     study = HiddenPauliStudy(n_queries, trials, strength, seed, {"two_copy": {}, "one_copy": {}},
                              {"two_copy": {}, "one_copy": {}})

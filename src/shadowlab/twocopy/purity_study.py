@@ -92,6 +92,10 @@ def purity_study(
     """
     if any(c % 2 for c in two_copy_grid):
         raise ShadowlabError(f"two-copy copies must be even (two per Bell shot), got {list(two_copy_grid)}")
+    if trials < 1:
+        raise ShadowlabError(f"trials must be >= 1, got {trials}")
+    if not target_rmse > 0:
+        raise ShadowlabError(f"the target RMSE must be > 0, got {target_rmse}")
     exact = noisy_ghz_purity(p)
     study = PurityStudy(p, exact, target_rmse, trials, seed, {"two_copy": {}, "one_copy": {}},
                         {"two_copy": {}, "one_copy": {}})
