@@ -73,10 +73,16 @@ def _save(fig: plt.Figure, path: Path, force: bool) -> None:
 
 
 def _copies_curve(ax: plt.Axes, points: Sequence[tuple[int, int | None]], *, label: str, color: str,
-                  marker: str = "o") -> None:
+                  marker: str = "o", ceiling: float | None = None) -> None:
+    """Copies needed against n; an n where the grid never reached the target is drawn as an open
+    up-arrow at ``ceiling`` (the largest count tried), not silently left out."""
     xs = [n for n, c in points if c is not None]
     ys = [c for _, c in points if c is not None]
     ax.semilogy(xs, ys, marker + "-", color=color, label=label)
+    failed = [n for n, c in points if c is None]
+    if failed and ceiling is not None:
+        ax.semilogy(failed, [ceiling] * len(failed), "^", mfc="none", color=color,
+                    label=f"{label}: not reached within {ceiling:,.0f}")
 
 
 def hidden_pauli_figure(study: object, path: Path, *, identify: Mapping[int, float] | None = None,
@@ -89,8 +95,11 @@ def hidden_pauli_figure(study: object, path: Path, *, identify: Mapping[int, flo
     fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
     for learner, label, color in (("two_copy", "two copies (Bell basis): decide all queries", "tab:blue"),
                                   ("one_copy", "one copy (random Pauli shadows)", "tab:red")):
-        ns = sorted(study.rates[learner])  # type: ignore[attr-defined]
-        _copies_curve(ax, [(n, study.copies_needed(learner, n)) for n in ns], label=label, color=color)  # type: ignore[attr-defined]
+        rates = study.rates[learner]  # type: ignore[attr-defined]
+        ns = sorted(rates)
+        top = max((c for n in ns for c, _ in rates[n]), default=None)
+        _copies_curve(ax, [(n, study.copies_needed(learner, n)) for n in ns], label=label, color=color,  # type: ignore[attr-defined]
+                      ceiling=top)
     if identify:
         ns = sorted(identify)
         _copies_curve(ax, [(n, identify[n]) for n in ns], label="two copies: identify P", color="tab:green",
@@ -110,7 +119,9 @@ def purity_scan_figure(study: object, path: Path, *, force: bool = False) -> Non
                                   ("one_copy", "one copy (random Pauli U-statistic)", "tab:red")):
         rmse = study.rmse[learner]  # type: ignore[attr-defined]
         ns = sorted(rmse)
-        _copies_curve(left, [(n, study.copies_needed(learner, n)) for n in ns], label=label, color=color)  # type: ignore[attr-defined]
+        top = max((c for n in ns for c, _ in rmse[n]), default=None)
+        _copies_curve(left, [(n, study.copies_needed(learner, n)) for n in ns], label=label, color=color,  # type: ignore[attr-defined]
+                      ceiling=top)
         for n in ns:
             c, e = zip(*rmse[n], strict=True)
             right.loglog(c, e, "-", color=color, alpha=0.35 + 0.65 * n / max(ns), lw=1)
