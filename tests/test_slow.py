@@ -49,3 +49,21 @@ def test_ghz_1000_two_point_fast_path():
     exact = stabilizer_expectations(builtin_clifford("ghz:1000"), PauliSum.from_labels(list(r.labels[:900]),
                                                                                        n_qubits=1000))
     assert np.all(np.abs(r.estimate[:900] - exact) <= 5 * r.stderr[:900] + 1e-12)
+
+
+def test_hidden_pauli_acceptance_40_trials_same_copies_for_n_10_and_100():
+    """The issue's acceptance run: 1,000 queries, 40 seeded trials, 200 copies (100 Bell shots) decide
+    every query in >= 95% of trials at n = 10 and at n = 100."""
+    from shadowlab.twocopy.hidden_pauli import hidden_pauli_study
+
+    study = hidden_pauli_study([10, 100], two_copy_grid=(200,), one_copy_max_n=0, trials=40, n_queries=1000)
+    for n in (10, 100):
+        assert study.rates["two_copy"][n][0][1] >= 0.95, study.rates
+
+
+def test_stabilizer_learning_acceptance_at_200_qubits():
+    """40 seeded random 200-qubit stabilizer states: >= 95% learned exactly with <= 2,000 copies."""
+    from shadowlab.twocopy.stabilizer import stabilizer_learning_study
+
+    row = stabilizer_learning_study([200], 40, 1)["rows"][0]
+    assert row["success_rate"] >= 0.95 and row["copies_max"] <= 2000, row
