@@ -32,6 +32,12 @@ _STATE_HELP = ("State of one copy: a built-in Clifford spec for stim, any size (
                ".stim/.npy/.qasm file.")
 
 
+LevelOpt = Annotated[float, typer.Option(help="Confidence level.")]
+IntervalOpt = Annotated[str, typer.Option(help="wilson or hoeffding.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, csv or json.")]
+OutputOpt = Annotated[Path | None, typer.Option("--output", "-o", help="Write results here (csv/json).")]
+
+
 def resolve_two_copy_state(spec: str, *, seed: int, depolarize: float) -> tuple[str, Any, int]:
     """``('stim', circuit, n)`` or ``('exact', density_matrix, n)`` for a state spec (see ``--help``)."""
     import numpy as np
@@ -140,18 +146,17 @@ def predict(
                                                                            "any format 'shadowlab predict' reads).")
                            ] = None,
     absolute: Annotated[bool, typer.Option("--abs", help="Report |tr(P rho)| instead of tr(P rho)^2.")] = False,
-    level: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
-    interval: Annotated[str, typer.Option(help="wilson or hoeffding.")] = "wilson",
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write results here (csv/json).")] = None,
+    level: LevelOpt = 0.95,
+    interval: IntervalOpt = "wilson",
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Predict tr(P rho)^2 (or |tr(P rho)|) for Paulis of any weight from one two-copy data set."""
     from shadowlab.observables import read_observables
     from shadowlab.twocopy.estimate import abs_from_squares, estimate_pauli_squares, open_bell
 
-    if output is not None and output.exists() and not force:
-        raise ShadowlabError(f"{output} already exists; pass --force to overwrite it")
+    _check_outputs(output, force=force)
     data = open_bell(store)
     if (observables is None) == (not paulis):
         raise ShadowlabError("give Pauli labels or --observables FILE (one of them)")
@@ -171,18 +176,17 @@ def purity(
                                                                                   "as '0,1;2,3'; default: the "
                                                                                   "whole state).")
                          ] = None,
-    level: Annotated[float, typer.Option(help="Confidence level.")] = 0.95,
-    interval: Annotated[str, typer.Option(help="wilson or hoeffding.")] = "wilson",
-    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write results here (csv/json).")] = None,
+    level: LevelOpt = 0.95,
+    interval: IntervalOpt = "wilson",
+    fmt: FormatOpt = "table",
+    output: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """Purities tr(rho_A^2) (the SWAP test on every shot) and Renyi-2 entropies of subsystems."""
     from shadowlab.estimate.entropy import parse_subsystems
     from shadowlab.twocopy.estimate import estimate_purities, open_bell, renyi2_from_purities
 
-    if output is not None and output.exists() and not force:
-        raise ShadowlabError(f"{output} already exists; pass --force to overwrite it")
+    _check_outputs(output, force=force)
     data = open_bell(store)
     subs = None if not subsystem else [s for text in subsystem for s in parse_subsystems(text)]
     result = estimate_purities(data, subs, level=level, interval=interval)

@@ -200,24 +200,10 @@ class CliffordStore(ZarrStoreBase):
         return cls(group, p, meta)
 
     def _validate(self) -> None:
-        p, meta = self.path, self._meta
-        for key in ("n_qubits", "n_snapshots", "chunk_snapshots"):
-            if not isinstance(meta.get(key), int) or meta[key] < 0:
-                raise StoreFormatError(f"{p}: metadata field {key!r} is missing or invalid")
-        n, s = meta["n_qubits"], meta["n_snapshots"]
-        nb = _packed(n)
-        expected = {"tableaux": (4, n, nb), "signs": (2, nb), "outcomes": (nb,)}
-        for name, tail in expected.items():
-            try:
-                a = self._group[name]
-            except KeyError:
-                raise StoreFormatError(f"{p}: array {name!r} is missing; the store is incomplete or corrupted"
-                                       ) from None
-            if tuple(a.shape[1:]) != tail or a.dtype != np.uint8:
-                raise StoreFormatError(f"{p}: array {name!r} has shape {a.shape}, dtype {a.dtype}; "
-                                       f"expected (S, {', '.join(map(str, tail))}) uint8")
-            if a.shape[0] < s:
-                raise StoreFormatError(f"{p}: array {name!r} has {a.shape[0]} rows but {s} are committed")
+        n = self._meta.get("n_qubits")
+        nb = _packed(n) if isinstance(n, int) else 0
+        self._validate_layout({"tableaux": ((4, n, nb), "uint8"), "signs": ((2, nb), "uint8"),
+                               "outcomes": ((nb,), "uint8")})
 
     def read(self, start: int = 0, stop: int | None = None) -> CliffordSnapshots:
         """Committed snapshots ``start:stop`` in memory."""

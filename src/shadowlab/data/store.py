@@ -124,6 +124,26 @@ class ZarrStoreBase:
             raise StoreFormatError(f"{p}: a Zarr store, but not a shadowlab one (no '{_META_KEY}' metadata)")
         return p, group, meta
 
+    def _validate_layout(self, arrays: dict[str, tuple[tuple[int, ...], str]]) -> None:
+        """Check the metadata sizes and that each array has shape ``(S, *tail)``, the dtype, and at
+        least the committed rows; ``arrays`` maps names to ``(tail, dtype)``."""
+        p, meta = self.path, self._meta  # type: ignore[attr-defined]
+        for key in ("n_qubits", "n_snapshots", "chunk_snapshots"):
+            if not isinstance(meta.get(key), int) or meta[key] < 0:
+                raise StoreFormatError(f"{p}: metadata field {key!r} is missing or invalid")
+        s = meta["n_snapshots"]
+        for name, (tail, dtype) in arrays.items():
+            try:
+                arr = self._group[name]  # type: ignore[attr-defined]
+            except KeyError:
+                raise StoreFormatError(f"{p}: array {name!r} is missing; the store is incomplete or corrupted"
+                                       ) from None
+            if tuple(arr.shape[1:]) != tail or arr.dtype != np.dtype(dtype):
+                raise StoreFormatError(f"{p}: array {name!r} has shape {arr.shape}, dtype {arr.dtype}; expected "
+                                       f"({', '.join(['S', *map(str, tail)])}) {dtype}")
+            if arr.shape[0] < s:
+                raise StoreFormatError(f"{p}: array {name!r} has {arr.shape[0]} rows but {s} are committed")
+
     def load(self) -> Any:
         """All committed rows in memory (the subclass's in-memory type)."""
         return self.read(0, None)  # type: ignore[attr-defined]
@@ -251,24 +271,8 @@ class ShadowStore(ZarrStoreBase):
         return cls(group, p, meta)
 
     def _validate(self) -> None:
-        p, meta = self.path, self._meta
-        for key in ("n_qubits", "n_snapshots", "chunk_snapshots"):
-            if not isinstance(meta.get(key), int) or meta[key] < 0:
-                raise StoreFormatError(f"{p}: metadata field {key!r} is missing or invalid")
-        n, s = meta["n_qubits"], meta["n_snapshots"]
-        try:
-            arrays = {name: self._group[name] for name in ("bases", "outcomes", "settings")}
-        except KeyError as exc:
-            raise StoreFormatError(f"{p}: array {exc} is missing; the store is incomplete or corrupted") from exc
-        for name in ("bases", "outcomes"):
-            a = arrays[name]
-            if a.ndim != 2 or a.shape[1] != n or a.dtype != np.uint8:
-                raise StoreFormatError(f"{p}: array {name!r} has shape {a.shape}, dtype {a.dtype}; "
-                                       f"expected (S, {n}) uint8")
-            if a.shape[0] < s:
-                raise StoreFormatError(f"{p}: array {name!r} has {a.shape[0]} rows but {s} are committed")
-        if arrays["settings"].shape[0] < s:
-            raise StoreFormatError(f"{p}: array 'settings' has {arrays['settings'].shape[0]} rows, {s} committed")
+        n = self._meta.get("n_qubits")
+        self._validate_layout({"bases": ((n,), "uint8"), "outcomes": ((n,), "uint8"), "settings": ((), "int64")})
 
     # -- properties --------------------------------------------------------------------------
     @property

@@ -21,7 +21,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import zarr
 
 from shadowlab.atomic import atomic_path
@@ -96,22 +95,8 @@ class BellStore(ZarrStoreBase):
         return cls(group, p, meta)
 
     def _validate(self) -> None:
-        p, meta = self.path, self._meta
-        for key in ("n_qubits", "n_snapshots", "chunk_snapshots"):
-            if not isinstance(meta.get(key), int) or meta[key] < 0:
-                raise StoreFormatError(f"{p}: metadata field {key!r} is missing or invalid")
-        n, s = meta["n_qubits"], meta["n_snapshots"]
-        for name in ("a", "c"):
-            try:
-                arr = self._group[name]
-            except KeyError:
-                raise StoreFormatError(f"{p}: array {name!r} is missing; the store is incomplete or corrupted"
-                                       ) from None
-            if arr.ndim != 2 or arr.shape[1] != n or arr.dtype != np.uint8:
-                raise StoreFormatError(f"{p}: array {name!r} has shape {arr.shape}, dtype {arr.dtype}; "
-                                       f"expected (S, {n}) uint8")
-            if arr.shape[0] < s:
-                raise StoreFormatError(f"{p}: array {name!r} has {arr.shape[0]} rows but {s} are committed")
+        n = self._meta.get("n_qubits")
+        self._validate_layout({"a": ((n,), "uint8"), "c": ((n,), "uint8")})
 
     def read(self, start: int = 0, stop: int | None = None) -> BellData:
         """Committed shots ``start:stop`` in memory."""
