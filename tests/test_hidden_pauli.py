@@ -72,6 +72,7 @@ def test_study_two_copy_flat_one_copy_grows() -> None:
         # The Hoeffding budget for 200 queries at delta = 1e-3 is 316 copies.
         assert study.copies_needed("two_copy", n) == 400
     assert study.rates["one_copy"][5][0][1] == 0.0  # 256 snapshots cannot resolve weight-5 queries
+    # A union bound over weight-5 queries asks for about 88 * 3^5 ~ 21,000 snapshots, far below 2^17.
     assert study.copies_needed("one_copy", 5) == 2**17
     assert list(study.to_dict()["rates"]["two_copy"]["5"][1]) == [400, 1.0]
     with pytest.raises(ShadowlabError, match="even"):

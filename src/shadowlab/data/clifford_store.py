@@ -138,12 +138,6 @@ class CliffordSnapshots:
 class CliffordStore(ZarrStoreBase):
     """A lazily opened global-Clifford store (see the module documentation for the layout)."""
 
-    def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any], *, writable: bool = True):
-        self._group = group
-        self.path = path
-        self._meta = meta
-        self._writable = writable
-
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, mode: str = "r") -> CliffordStore:
         """Open a store, validating its format and metadata.

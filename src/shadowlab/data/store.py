@@ -69,10 +69,17 @@ def _compressor() -> BloscCodec:
 class ZarrStoreBase:
     """What every shadowlab Zarr store shares: the metadata record and its committed row count.
 
-    Subclasses set ``_meta`` (the ``attrs["shadowlab"]`` dict) and hold the Zarr group.
+    It holds the Zarr group, the store path and ``_meta`` (the ``attrs["shadowlab"]`` dict);
+    subclasses add the layout (arrays, ``read``, ``append``).
     """
 
     _meta: dict[str, Any]
+
+    def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any], *, writable: bool = True):
+        self._group = group
+        self.path = path
+        self._meta = meta
+        self._writable = writable
 
     @property
     def n_qubits(self) -> int:
@@ -127,14 +134,14 @@ class ZarrStoreBase:
     def _validate_layout(self, arrays: dict[str, tuple[tuple[int, ...], str]]) -> None:
         """Check the metadata sizes and that each array has shape ``(S, *tail)``, the dtype, and at
         least the committed rows; ``arrays`` maps names to ``(tail, dtype)``."""
-        p, meta = self.path, self._meta  # type: ignore[attr-defined]
+        p, meta = self.path, self._meta
         for key in ("n_qubits", "n_snapshots", "chunk_snapshots"):
             if not isinstance(meta.get(key), int) or meta[key] < 0:
                 raise StoreFormatError(f"{p}: metadata field {key!r} is missing or invalid")
         s = meta["n_snapshots"]
         for name, (tail, dtype) in arrays.items():
             try:
-                arr = self._group[name]  # type: ignore[attr-defined]
+                arr = self._group[name]
             except KeyError:
                 raise StoreFormatError(f"{p}: array {name!r} is missing; the store is incomplete or corrupted"
                                        ) from None
@@ -162,7 +169,7 @@ class ZarrStoreBase:
         (with the batch ``record`` and ``meta_updates``) is the commit point. The first batch's
         provenance becomes the store's when the store has none.
         """
-        group = self._group  # type: ignore[attr-defined]
+        group = self._group
         start = self.n_snapshots
         stop = start + n_rows
         for name, rows in values.items():
@@ -194,12 +201,6 @@ class ShadowStore(ZarrStoreBase):
     >>> ShadowStore.open(path).n_snapshots
     3
     """
-
-    def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any], *, writable: bool = True):
-        self._group = group
-        self.path = path
-        self._meta = meta
-        self._writable = writable
 
     # -- opening and creating -------------------------------------------------------------
     @classmethod

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 import stim
 
+from shadowlab.acquire.statevector import pauli_masks
 from shadowlab.acquire.stim_sampler import check_state_circuit
 from shadowlab.errors import ShadowlabError, StateError
 from shadowlab.paulis import PauliString
@@ -288,13 +289,6 @@ def pauli_squares_exact(state: np.ndarray, paulis: Sequence[PauliString]) -> np.
     n = t.shape[0].bit_length() - 1
     out = np.empty(len(paulis))
     for i, p in enumerate(paulis):
-        p.check_qubits(n)
-        x = z = 0
-        for q, code in zip(p.qubits, p.codes, strict=True):
-            bit = 1 << (n - 1 - q)
-            if code in (0, 1):
-                x |= bit
-            if code in (1, 2):
-                z |= bit
+        x, z, _ = pauli_masks(p, n)  # the same bit order as the spectrum's indices
         out[i] = t[x, z] ** 2
     return out

@@ -41,12 +41,6 @@ _SCHEMA = {
 class BellStore(ZarrStoreBase):
     """A lazily opened store of Bell-basis shots (see the module documentation for the layout)."""
 
-    def __init__(self, group: zarr.Group, path: Path, meta: dict[str, Any], *, writable: bool = True):
-        self._group = group
-        self.path = path
-        self._meta = meta
-        self._writable = writable
-
     @property
     def n_shots(self) -> int:
         """Committed shots."""
