@@ -741,4 +741,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Commands of later stages live in their own modules and register themselves on `app`.
-from shadowlab import cli_certify, cli_entropy, cli_fidelity, cli_twocopy  # noqa: E402, F401
+from shadowlab import cli_certify, cli_entropy, cli_fidelity, cli_learn, cli_twocopy  # noqa: E402, F401
