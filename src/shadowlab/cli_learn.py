@@ -7,9 +7,15 @@ bottom.
 
 from __future__ import annotations
 
-import typer
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
-from shadowlab.cli import app
+import typer
+from rich.table import Table
+
+from shadowlab.cli import ForceOpt, QuietOpt, _user_errors, app, err, out
+from shadowlab.errors import ShadowlabError
 
 learn_app = typer.Typer(
     name="learn",
@@ -20,3 +26,107 @@ learn_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(learn_app, name="learn")
+
+
+def _load_family(path: Path, rows: int | None) -> Any:
+    """A saved family, or (with ``--rows``) the heisenberg-2d data folder read directly."""
+    from shadowlab.data.family import ShadowFamily
+    from shadowlab.data.heisenberg import load_heisenberg_2d
+
+    if rows is not None:
+        return load_heisenberg_2d(path, rows)
+    if path.is_dir() and not (path / "zarr.json").exists() and any(path.glob("heisenberg_*_couplings.txt")):
+        raise ShadowlabError(f"{path} is the heisenberg-2d data folder: say which grid with --rows L (4 to 9)")
+    return ShadowFamily.load(path)
+
+
+@learn_app.command("import-heisenberg")
+@_user_errors
+def import_heisenberg(
+    folder: Annotated[Path, typer.Argument(help="The heisenberg-2d data folder (heisenberg_LxW_id*_*.txt files).")],
+    rows: Annotated[int, typer.Option("--rows", "-L", help="Grid rows L (4 to 9); n = 5 L qubits.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Write the family (a Zarr folder) here.")],
+    force: ForceOpt = False,
+) -> None:
+    """Read the 2D random-Heisenberg shadows of Huang et al. (2022) into a shadow family."""
+    from shadowlab.atomic import check_can_write
+    from shadowlab.data.heisenberg import load_heisenberg_2d
+
+    check_can_write(output, force=force)
+    family = load_heisenberg_2d(folder, rows)
+    family.save(output, force=force)
+    out.print(f"wrote {output}: {family.n_instances} instances x {family.n_snapshots} snapshots of "
+              f"{family.n_qubits} qubits, {family.parameters.shape[1]} couplings each")
+
+
+@learn_app.command("fit")
+@_user_errors
+def fit(
+    family_path: Annotated[Path, typer.Argument(
+        metavar="FAMILY", help="A shadow family (from 'learn generate' or 'learn import-heisenberg'), or the "
+                               "heisenberg-2d folder with --rows.")],
+    rows: Annotated[int | None, typer.Option("--rows", "-L", help="Read the heisenberg-2d folder's L x 5 grid."
+                                             )] = None,
+    models: Annotated[str, typer.Option("--model", "-m", help="Models, comma-separated: rff, gaussian, dirichlet.")
+                      ] = "rff,gaussian,dirichlet",
+    target: Annotated[str, typer.Option(help="correlations (1/3 <XX+YY+ZZ>), xx, yy or zz.")] = "correlations",
+    pairs: Annotated[str, typer.Option(help="edges (interaction edges) or all (every qubit pair).")] = "edges",
+    snapshots: Annotated[int | None, typer.Option("--snapshots", "-n", help="Snapshots per instance for the labels "
+                                                  "(default: all).")] = None,
+    test_fraction: Annotated[float, typer.Option(help="Fraction of instances held out.")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the split, folds and random features.")] = 0,
+    cv: Annotated[int, typer.Option(help="Cross-validation folds for the hyperparameters.")] = 4,
+    fast: Annotated[bool, typer.Option("--fast", help="Smaller hyperparameter grids.")] = False,
+    plot: Annotated[Path | None, typer.Option(help="Write a predicted-vs-exact correlation map here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and predictions here.")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train on the shadows of some instances, predict the held-out ones, print the errors."""
+    from shadowlab.atomic import atomic_path, check_can_write
+    from shadowlab.cli import _progress
+    from shadowlab.learn.evaluate import count_fits, evaluate_model, pair_targets
+    from shadowlab.learn.models import MODELS
+
+    kinds = [m.strip() for m in models.split(",") if m.strip()]
+    for kind in kinds:
+        if kind not in MODELS:
+            raise ShadowlabError(f"--model: unknown model {kind!r}; choose from {', '.join(MODELS)}")
+    if not kinds:
+        raise ShadowlabError("--model: give at least one model")
+    for path in (plot, json_out):
+        if path is not None:
+            check_can_write(path, force=force)
+    family = _load_family(family_path, rows)
+    with _progress(family.n_instances, "shadow labels", quiet=quiet) as advance:
+        targets = pair_targets(family, target=target, n_snapshots=snapshots, pairs=pairs, progress=advance)
+    results = []
+    for kind in kinds:
+        with _progress(count_fits(family, kind, cv=cv, fast=fast), f"{kind} cross-validation", quiet=quiet) as adv:
+            results.append(evaluate_model(family, kind, targets=targets, test_fraction=test_fraction, seed=seed,
+                                          cv=cv, fast=fast, progress=adv))
+    r0 = results[0]
+    table = Table(title=f"{family.metadata.get('lattice', '?')} {family.metadata.get('model', '')}: {target} on "
+                        f"{len(targets.pairs)} pairs, {len(r0.train_index)} training / {len(r0.test_index)} held-out "
+                        f"instances, {targets.n_snapshots} snapshots each")
+    for col in ("model", "RMSE vs exact", "RMSE vs held-out labels", "debiased", "fit s"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(r.model, "-" if r.rmse is None else f"{r.rmse:.4f}", f"{r.rmse_vs_labels:.4f}",
+                      f"{r.rmse_debiased:.4f}", f"{r.fit_seconds:.1f}")
+    if r0.label_rmse is not None:
+        table.add_row("(shadow labels)", f"{r0.label_rmse:.4f}", "", "", "")
+    out.print(table)
+    if json_out is not None:
+        doc = {"family": str(family_path), "results": [
+            {**r.summary(), "pairs": r.pairs.tolist(), "test_instances": family.instance_ids[r.test_index].tolist(),
+             "rmse_per_pair": None if r.rmse_per_pair is None else r.rmse_per_pair.tolist(),
+             "predictions": r.predictions.tolist()} for r in results]}
+        with atomic_path(json_out, force=force) as tmp:
+            tmp.write_text(json.dumps(doc, indent=1))
+        err.print(f"wrote {json_out}")
+    if plot is not None:
+        from shadowlab.plots import correlation_map_figure
+
+        correlation_map_figure(family, results, plot, force=force)
+        err.print(f"wrote {plot}")

@@ -72,6 +72,88 @@ def _save(fig: plt.Figure, path: Path, force: bool) -> None:
     plt.close(fig)
 
 
+def lattice_positions(lattice: str | None, n_qubits: int) -> np.ndarray:
+    """``(n, 2)`` drawing positions: ``grid:RxC`` row-major (row 0 on top), chains on a line,
+    anything else on a circle."""
+    kind, _, size = (lattice or "").partition(":")
+    q = np.arange(n_qubits)
+    if kind == "grid" and "x" in size:
+        cols = int(size.split("x")[1])
+        return np.stack([q % cols, -(q // cols)], axis=1).astype(float)
+    if kind in ("chain", "ring"):
+        return np.stack([q, np.zeros(n_qubits)], axis=1).astype(float)
+    angle = 2 * np.pi * q / max(n_qubits, 1)
+    return np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+
+def _pair_map(ax: plt.Axes, pos: np.ndarray, pairs: np.ndarray, values: np.ndarray, title: str,
+              norm: matplotlib.colors.Normalize, cmap: str) -> matplotlib.cm.ScalarMappable:
+    from matplotlib.collections import LineCollection
+
+    segments = np.stack([pos[pairs[:, 0]], pos[pairs[:, 1]]], axis=1)
+    lines = LineCollection(segments, array=values, cmap=cmap, norm=norm, linewidths=4)
+    ax.add_collection(lines)
+    ax.scatter(pos[:, 0], pos[:, 1], s=12, color="0.3", zorder=3)
+    ax.set_title(title, fontsize=9)
+    ax.set_aspect("equal")
+    ax.autoscale()
+    ax.margins(0.08)
+    ax.axis("off")
+    return lines
+
+
+def correlation_map_figure(family: object, results: Sequence[object], path: Path, *, force: bool = False,
+                           instance: int = 0) -> None:
+    """Predicted against exact correlation maps for one held-out instance, and a scatter of all.
+
+    Top row: the lattice with each target pair coloured by its value, exact (when known), the
+    instance's own shadow labels and each model's prediction. Bottom: predictions against
+    exact values (or against held-out shadow labels) over every held-out instance and pair.
+    """
+    first = results[0]
+    pos = lattice_positions(family.metadata.get("lattice"), family.n_qubits)
+    k = int(np.clip(instance, 0, len(first.test_index) - 1))
+    panels = ([("exact", first.exact[k])] if first.exact is not None else []) + [("shadow labels",
+                                                                                  first.test_labels[k])]
+    panels += [(f"{r.model} prediction", r.predictions[k]) for r in results]
+    values = np.concatenate([v for _, v in panels])
+    lo_v, hi_v = float(values.min()), float(values.max())
+    if lo_v < 0 < hi_v:  # signed values: a diverging map centred on zero
+        lim = max(-lo_v, hi_v)
+        norm, cmap = matplotlib.colors.Normalize(-lim, lim), "coolwarm"
+    else:
+        norm, cmap = matplotlib.colors.Normalize(lo_v, hi_v if hi_v > lo_v else lo_v + 1), "viridis"
+    n_col = max(len(panels), 3)
+    fig = plt.figure(figsize=(2.9 * n_col, 6.2), layout="constrained")
+    grid = fig.add_gridspec(2, n_col)
+    inst = int(family.instance_ids[first.test_index[k]])
+    top = [fig.add_subplot(grid[0, c]) for c in range(len(panels))]
+    for ax, (title, v) in zip(top, panels, strict=True):
+        mappable = _pair_map(ax, pos, first.pairs, v, f"{title}\n(held-out instance {inst})", norm, cmap)
+    fig.colorbar(mappable, ax=top, shrink=0.8, label=first.target)
+    reference = first.exact if first.exact is not None else first.test_labels
+    ref_name = "exact" if first.exact is not None else "held-out shadow label"
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    ax = fig.add_subplot(grid[1, : max(n_col // 2, 1)])
+    for c, r in enumerate(results):
+        rmse = r.rmse if r.rmse is not None else r.rmse_vs_labels
+        ax.scatter(reference.ravel(), r.predictions.ravel(), s=3, alpha=0.4, color=colors[c % len(colors)],
+                   label=f"{r.model} (RMSE {rmse:.3f})")
+    lo, hi = float(reference.min()), float(reference.max())
+    ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    ax.set_xlabel(f"{ref_name} ({len(first.test_index)} held-out instances x {len(first.pairs)} pairs)")
+    ax.set_ylabel("predicted")
+    ax.legend(fontsize=7, markerscale=3)
+    best = min(results, key=lambda r: r.rmse if r.rmse is not None else r.rmse_vs_labels)
+    per_pair = best.rmse_per_pair if best.rmse_per_pair is not None else np.sqrt(
+        ((best.predictions - best.test_labels) ** 2).mean(axis=0))
+    ax = fig.add_subplot(grid[1, max(n_col // 2, 1):])
+    m = _pair_map(ax, pos, best.pairs, per_pair, f"{best.model}: RMSE per pair over held-out instances",
+                  matplotlib.colors.Normalize(0, float(per_pair.max()) or 1.0), "magma_r")
+    fig.colorbar(m, ax=ax, shrink=0.8, label="RMSE")
+    _save(fig, path, force)
+
+
 def _copies_curve(ax: plt.Axes, points: Sequence[tuple[int, int | None]], *, label: str, color: str,
                   marker: str = "o", ceiling: float | None = None) -> None:
     """Copies needed against n; an n where the grid never reached the target is drawn as an open

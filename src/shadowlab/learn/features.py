@@ -1,0 +1,172 @@
+"""Feature maps of Hamiltonian parameters, as scikit-learn transformers.
+
+A model that predicts a ground-state property from the parameters ``x`` (couplings, fields)
+of the Hamiltonian is a linear model on features ``phi(x)``; the kernel is
+``k(x, x') = phi(x) . phi(x')``.
+
+* :class:`DirichletFeatures`: the Dirichlet kernel of Huang et al. (Science 2022), a sum over
+  parameters of the one-dimensional Dirichlet kernel of order ``K``,
+  ``k(x, x') = (1 / (m (2K + 1))) sum_i sum_{k=-K..K} cos(2 pi k (x_i - x'_i) / period)``,
+  written as an explicit map (``1``, ``sqrt 2 cos``, ``sqrt 2 sin`` per parameter and
+  frequency), so that ``k(x, x) = 1``.
+* :class:`LocalRandomFourierFeatures`: the random-Fourier-feature map of Lewis et al. (Nat.
+  Commun. 15 (2024)): for every local region ``P`` of the interaction graph (an edge and the
+  edges within ``radius`` of it), ``R`` random frequencies ``omega ~ N(0, I)`` and features
+  ``cos(gamma omega . x_P)``, ``sin(gamma omega . x_P)``. A sparse (Lasso) model on them uses
+  only the regions that matter for each target, which is what makes the sample complexity
+  logarithmic in the system size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from shadowlab.errors import ShadowlabError
+
+
+class DirichletFeatures(TransformerMixin, BaseEstimator):
+    """Explicit feature map of the (normalized) Dirichlet kernel on each parameter.
+
+    Parameters
+    ----------
+    order:
+        ``K``, the highest frequency (Huang et al. use frequencies up to 2).
+    period:
+        Period of the kernel in parameter units; 2 for couplings drawn from ``[0, 2]``, so the
+        lowest non-constant frequency resolves the whole range without aliasing.
+    """
+
+    def __init__(self, order: int = 2, period: float = 2.0):
+        self.order = order
+        self.period = period
+
+    def fit(self, X: np.ndarray, y: object = None) -> DirichletFeatures:
+        """Record the number of parameters (no other state)."""
+        if int(self.order) < 0 or not self.period > 0:
+            raise ShadowlabError(f"order must be >= 0 and period > 0, got {self.order}, {self.period}")
+        self.n_features_in_ = check_array(X).shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """``(N, m)`` parameters to ``(N, m (2K + 1))`` features with ``|phi(x)| = 1``."""
+        check_is_fitted(self, "n_features_in_")
+        x = check_array(X, dtype=np.float64)
+        if x.shape[1] != self.n_features_in_:
+            raise ShadowlabError(f"expected {self.n_features_in_} parameters per row, got {x.shape[1]}")
+        k = np.arange(1, int(self.order) + 1)
+        phase = (2.0 * np.pi / self.period) * x[:, :, None] * k  # (N, m, K)
+        blocks = [np.ones((*x.shape, 1)), np.sqrt(2.0) * np.cos(phase), np.sqrt(2.0) * np.sin(phase)]
+        phi = np.concatenate(blocks, axis=2).reshape(x.shape[0], -1)
+        return phi / np.sqrt(x.shape[1] * (2 * int(self.order) + 1))
+
+
+class ScaledStandardizer(TransformerMixin, BaseEstimator):
+    """Standardize each parameter, then divide by ``width * sqrt(m)`` (``m`` parameters).
+
+    Before an RBF kernel with ``gamma = 1/2`` this gives
+    ``k(x, x') = exp(-|z - z'|^2 / (2 width^2 m))`` on standardized ``z``: a length scale of
+    ``width`` standard deviations per parameter, the same for every system size.
+    """
+
+    def __init__(self, width: float = 1.0):
+        self.width = width
+
+    def fit(self, X: np.ndarray, y: object = None) -> ScaledStandardizer:
+        """Record each parameter's mean and standard deviation (1 for a constant parameter)."""
+        if not self.width > 0:
+            raise ShadowlabError(f"width must be > 0, got {self.width}")
+        x = check_array(X, dtype=np.float64)
+        self.mean_ = x.mean(axis=0)
+        std = x.std(axis=0)
+        self.scale_ = np.where(std > 0, std, 1.0) * float(self.width) * np.sqrt(x.shape[1])
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """``(x - mean) / (std * width * sqrt(m))``."""
+        check_is_fitted(self, "scale_")
+        x = check_array(X, dtype=np.float64)
+        if x.shape[1] != self.n_features_in_:
+            raise ShadowlabError(f"expected {self.n_features_in_} parameters per row, got {x.shape[1]}")
+        return (x - self.mean_) / self.scale_
+
+
+def edge_regions(edges: np.ndarray, radius: int) -> list[np.ndarray]:
+    """For each edge, the indices of the edges within ``radius`` steps of it in the line graph.
+
+    Two edges are one step apart when they share a qubit; ``radius = 0`` gives each edge alone.
+    With per-edge parameters (one coupling per edge, in ``edges`` order) these index the
+    parameters of the local region around each edge.
+    """
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    if radius < 0:
+        raise ShadowlabError(f"radius must be >= 0, got {radius}")
+    n_e = e.shape[0]
+    touch = (e[:, None, 0] == e[None, :, 0]) | (e[:, None, 0] == e[None, :, 1]) \
+        | (e[:, None, 1] == e[None, :, 0]) | (e[:, None, 1] == e[None, :, 1])
+    reach = np.eye(n_e, dtype=bool)
+    for _ in range(radius):
+        reach = reach | ((reach.astype(np.int64) @ touch.astype(np.int64)) > 0)
+    return [np.flatnonzero(row) for row in reach]
+
+
+class LocalRandomFourierFeatures(TransformerMixin, BaseEstimator):
+    """Random Fourier features of each local region of parameters (Lewis et al. 2024).
+
+    Parameters
+    ----------
+    regions:
+        One index array per local region into the parameter vector (see
+        :func:`edge_regions`); ``None`` uses the whole parameter vector as one region (for
+        models with a few global parameters, such as a uniform field).
+    n_features:
+        ``R``, random frequencies per region; each gives a cosine and a sine feature.
+    gamma:
+        Frequency scale: ``omega ~ N(0, gamma^2 I)``, which approximates the Gaussian kernel
+        ``exp(-gamma^2 |x_P - x'_P|^2 / 2)`` on each region.
+    random_state:
+        Seed of the frequencies (fixed at ``fit``).
+    """
+
+    def __init__(self, regions: Sequence[np.ndarray] | None = None, n_features: int = 20, gamma: float = 0.5,
+                 random_state: int | None = 0):
+        self.regions = regions
+        self.n_features = n_features
+        self.gamma = gamma
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: object = None) -> LocalRandomFourierFeatures:
+        """Draw the frequencies for each region."""
+        x = check_array(X, dtype=np.float64)
+        m = x.shape[1]
+        if int(self.n_features) < 1 or not self.gamma > 0:
+            raise ShadowlabError(f"n_features must be >= 1 and gamma > 0, got {self.n_features}, {self.gamma}")
+        regions = [np.arange(m)] if self.regions is None else [np.asarray(r, dtype=np.int64) for r in self.regions]
+        for r in regions:
+            if r.size == 0 or r.min() < 0 or r.max() >= m:
+                raise ShadowlabError(f"each region must index parameters 0..{m - 1}; got {r.tolist()}")
+        rng = np.random.default_rng(self.random_state)
+        width = max(r.size for r in regions)
+        # One padded (regions, width) index table and zero-padded frequencies: a region with
+        # fewer parameters simply has zero frequency weight on the padding.
+        self.index_ = np.zeros((len(regions), width), dtype=np.int64)
+        self.omega_ = np.zeros((len(regions), width, int(self.n_features)))
+        for k, r in enumerate(regions):
+            self.index_[k, : r.size] = r
+            self.omega_[k, : r.size] = rng.standard_normal((r.size, int(self.n_features)))
+        self.n_features_in_ = m
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """``(N, m)`` parameters to ``(N, regions x 2R)`` features (region-major, cosines then sines)."""
+        check_is_fitted(self, "omega_")
+        x = check_array(X, dtype=np.float64)
+        if x.shape[1] != self.n_features_in_:
+            raise ShadowlabError(f"expected {self.n_features_in_} parameters per row, got {x.shape[1]}")
+        local = x[:, self.index_]  # (N, regions, width)
+        phase = float(self.gamma) * np.einsum("nrw,rwf->nrf", local, self.omega_)
+        return np.concatenate([np.cos(phase), np.sin(phase)], axis=2).reshape(x.shape[0], -1)
