@@ -77,6 +77,8 @@ def fit(
     seed: Annotated[int, typer.Option(help="Seed of the split, folds and random features.")] = 0,
     cv: Annotated[int, typer.Option(help="Cross-validation folds for the hyperparameters.")] = 4,
     fast: Annotated[bool, typer.Option("--fast", help="Smaller hyperparameter grids.")] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Parallel fits (-1: all cores); results do not "
+                                      "depend on it.")] = 1,
     plot: Annotated[Path | None, typer.Option(help="Write a predicted-vs-exact correlation map here.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write metrics and predictions here.")] = None,
     force: ForceOpt = False,
@@ -104,7 +106,7 @@ def fit(
     for kind in kinds:
         with _progress(count_fits(family, kind, cv=cv, fast=fast), f"{kind} cross-validation", quiet=quiet) as adv:
             results.append(evaluate_model(family, kind, targets=targets, test_fraction=test_fraction, seed=seed,
-                                          cv=cv, fast=fast, progress=adv))
+                                          cv=cv, fast=fast, progress=adv, n_jobs=jobs))
     r0 = results[0]
     table = Table(title=f"{family.metadata.get('lattice', '?')} {family.metadata.get('model', '')}: {target} on "
                         f"{len(targets.pairs)} pairs, {len(r0.train_index)} training / {len(r0.test_index)} held-out "
@@ -130,3 +132,7 @@ def fit(
 
         correlation_map_figure(family, results, plot, force=force)
         err.print(f"wrote {plot}")
+
+
+# Commands of this group that live in their own modules register themselves on `learn_app`.
+from shadowlab import cli_learn_phases  # noqa: E402, F401

@@ -203,6 +203,30 @@ def two_point_counts(planes, lo, hi, match_out, odd_out):
                         odd_out[i, j, a, b] += np.int64(_popcount(acc & par))
 
 
+@njit(parallel=True, cache=True)
+def pair_letter_counts(planes, pairs, letters, same_out, odd_out):
+    """For each listed qubit pair ``(i, j)``, count snapshots where both qubits were measured in
+    the same letter of ``letters`` (codes 0/1/2), and those of them with different outcome bits.
+
+    ``pairs`` is ``(P, 2)`` int64; ``same_out`` and ``odd_out`` are ``(P,)`` int64, added to in
+    place. Padding bits past the last snapshot carry no basis flag, so they never count. Cost:
+    ``|letters|`` ANDs, one XOR and two popcounts per pair and 64 snapshots.
+    """
+    for p in prange(pairs.shape[0]):
+        i = pairs[p, 0]
+        j = pairs[p, 1]
+        n_same = 0
+        n_odd = 0
+        for w in range(planes.shape[2]):
+            both = np.uint64(0)
+            for a in letters:
+                both |= planes[a, i, w] & planes[a, j, w]
+            n_same += _popcount(both)
+            n_odd += _popcount(both & (planes[3, i, w] ^ planes[3, j, w]))
+        same_out[p] += np.int64(n_same)
+        odd_out[p] += np.int64(n_odd)
+
+
 # =============================================================================================
 # Derandomized classical shadows (used by :mod:`shadowlab.plan.derandomize`)
 # =============================================================================================
@@ -672,3 +696,104 @@ def bell_swap_odd_counts(planes, qubits, offsets, odd_out):
                 acc ^= planes[0, q, w] & planes[1, q, w]
             odd += np.int64(_popcount(acc))
         odd_out[i] += odd
+
+
+# =============================================================================================
+# Shadow kernel (used by shadowlab.learn.shadow_kernel)
+# =============================================================================================
+#
+# The shadow kernel of Huang et al. (Science 2022) compares two sets of snapshots pair by pair.
+# For snapshots s, t on n qubits the single-qubit snapshots sigma = 3|b><b| - I give
+# tr(sigma_i sigma'_i) = 5 (same basis, same outcome), -4 (same basis, different outcome) and
+# 1/2 (different bases), so with a = #qubits of the first kind and b = #of the second,
+#
+#     sum_i tr(sigma_i sigma'_i) = 5 a - 4 b + (n - a - b) / 2 = n / 2 + 9 (a - b) / 2,
+#
+# a function of the *difference* d = a - b alone (-n <= d <= n). The kernels therefore only
+# count, per pair of data sets, how many snapshot pairs have each d (an exact integer
+# histogram); any exponential weighting is applied afterwards to 2 n + 1 numbers.
+#
+# Snapshot-major layout ("rows"): ``rows[s, p, w]`` is a uint64 for snapshot s, plane p and word
+# w of ceil(n / 64) words; qubit q is bit q % 64 of word q // 64. Planes 0/1/2 have the bit set
+# iff qubit q was measured in X/Y/Z, plane 3 iff its outcome bit was 1. Padding bits past n are
+# 0 in every plane, so padded qubits never count as "same basis" and add nothing to a or b.
+
+
+@njit(parallel=True, cache=True)
+def _pack_rows(bases, outcomes, rows):
+    n_snap, n_q = bases.shape
+    for s in prange(n_snap):
+        for w in range(rows.shape[2]):
+            lo = w * 64
+            hi = min(lo + 64, n_q)
+            x = np.uint64(0)
+            y = np.uint64(0)
+            z = np.uint64(0)
+            o = np.uint64(0)
+            for q in range(lo, hi):
+                bit = _ONE << np.uint64(q - lo)
+                b = bases[s, q]
+                if b == 0:
+                    x |= bit
+                elif b == 1:
+                    y |= bit
+                else:
+                    z |= bit
+                if outcomes[s, q]:
+                    o |= bit
+            rows[s, 0, w] = x
+            rows[s, 1, w] = y
+            rows[s, 2, w] = z
+            rows[s, 3, w] = o
+
+
+def pack_rows(bases: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
+    """Pack ``(S, n)`` uint8 bases and outcomes into snapshot-major ``(S, 4, ceil(n/64))`` uint64 rows.
+
+    See the section comment above for the layout. Inputs must already be validated (codes 0..2
+    and 0..1; see :class:`ShadowData`).
+    """
+    n_snap, n_q = bases.shape
+    rows = np.zeros((n_snap, 4, (n_q + 63) // 64), dtype=np.uint64)
+    if n_snap:
+        _pack_rows(np.ascontiguousarray(bases, dtype=np.uint8), np.ascontiguousarray(outcomes, dtype=np.uint8), rows)
+    return rows
+
+
+@njit(parallel=True, cache=True)
+def shadow_pair_histograms(rows, task_row_lo, task_row_hi, task_col_lo, task_col_hi, n_qubits, hist_out):
+    """Histogram of ``d = a - b`` over snapshot pairs, one histogram per task.
+
+    Parameters
+    ----------
+    rows:
+        ``(S_total, 4, n_words)`` uint64 snapshot-major rows of every data set, stacked.
+    task_row_lo, task_row_hi, task_col_lo, task_col_hi:
+        ``(K,)`` int64: task ``k`` pairs every row in ``[task_row_lo[k], task_row_hi[k])`` with
+        every row in ``[task_col_lo[k], task_col_hi[k])`` (all ordered pairs, self pairs
+        included when the ranges overlap).
+    n_qubits:
+        ``n``; ``d`` ranges over ``-n..n``.
+    hist_out:
+        ``(K, 2 n + 1)`` int64, overwritten: ``hist_out[k, d + n]`` = number of pairs of task
+        ``k`` with ``a - b = d`` (``a``: qubits with equal basis and outcome, ``b``: equal basis,
+        different outcome).
+
+    Cost per pair: per 64 qubits three ANDs, two ORs, one XOR, one AND and two popcounts; tasks
+    run in parallel and each writes only its own histogram row (no races, no atomics).
+    """
+    n_w = rows.shape[2]
+    for k in prange(task_row_lo.shape[0]):
+        h = hist_out[k]
+        h[:] = 0
+        for s in range(task_row_lo[k], task_row_hi[k]):
+            for t in range(task_col_lo[k], task_col_hi[k]):
+                same = np.int64(0)
+                flip = np.int64(0)
+                for w in range(n_w):
+                    eq = ((rows[s, 0, w] & rows[t, 0, w]) | (rows[s, 1, w] & rows[t, 1, w])
+                          | (rows[s, 2, w] & rows[t, 2, w]))
+                    same += np.int64(_popcount(eq))
+                    flip += np.int64(_popcount(eq & (rows[s, 3, w] ^ rows[t, 3, w])))
+                # a - b = (same - flip) - flip
+                h[same - 2 * flip + n_qubits] += 1

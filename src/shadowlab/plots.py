@@ -217,3 +217,39 @@ def purity_scan_figure(study: object, path: Path, *, force: bool = False) -> Non
     left.grid(True, which="both", alpha=0.3)
     left.legend(fontsize=8)
     _save(fig, path, force)
+
+
+def phase_embedding_figure(study: object, path: Path, *, force: bool = False) -> None:
+    """Kernel-PCA embedding (PC1 vs PC2) of each depth of a phase-classification study.
+
+    ``study`` is a :class:`shadowlab.learn.phases.PhaseStudy`; one panel per circuit depth,
+    topological states in blue, trivial ones in red, the AUC of PC1 in the panel title.
+    """
+    results = list(study.results)  # type: ignore[attr-defined]
+    if not results:
+        from shadowlab.errors import ShadowlabError
+
+        raise ShadowlabError("the study has no depths to draw")
+    cols = min(len(results), 5)
+    rows = -(-len(results) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.9 * rows + 0.4), constrained_layout=True,
+                             squeeze=False)
+    for ax in axes.flat[len(results):]:
+        ax.set_visible(False)
+    for ax, r in zip(axes.flat, results, strict=False):
+        emb = np.asarray(r.embedding)
+        labels = np.asarray(r.labels)
+        pc2 = emb[:, 1] if emb.shape[1] > 1 else np.zeros(len(emb))
+        for value, name, color, marker in ((1, "topological", "tab:blue", "o"), (0, "trivial", "tab:red", "s")):
+            sel = labels == value
+            ax.scatter(emb[sel, 0], pc2[sel], s=22, color=color, marker=marker, alpha=0.8, label=name)
+        ax.set_title(f"depth {r.depth}: AUC {r.auc:.2f}", fontsize=10)
+        ax.set_xlabel("PC1")
+        ax.set_ylabel("PC2")
+        ax.tick_params(labelsize=7)
+    axes.flat[0].legend(fontsize=7, loc="best")
+    kernel = (f"exp(-tau/2 d^2), tau = {study.tau:g}" if study.tau is not None and study.normalize  # type: ignore[attr-defined]
+              else "shadow kernel")
+    fig.suptitle(f"Kernel PCA, toric code vs trivial: {study.n_qubits} qubits, {study.n_states} states, "  # type: ignore[attr-defined]
+                 f"{study.n_snapshots} snapshots each, gamma = {study.gamma:g}, {kernel}", fontsize=10)  # type: ignore[attr-defined]
+    _save(fig, path, force)

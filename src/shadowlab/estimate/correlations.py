@@ -23,43 +23,63 @@ from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
 LETTERS = "xyz"
 
 
-def correlation_matrix(source: SnapshotSource, letters: str = "xyz", *,
-                       chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS) -> tuple[np.ndarray, np.ndarray]:
-    """Estimates and standard errors of ``C^A_ij`` for all qubit pairs (see the module docs).
+def _letter_codes(letters: str) -> np.ndarray:
+    chosen = sorted({LETTERS.index(c) for c in letters.lower() if c in LETTERS})
+    if not letters or len(chosen) != len(set(letters.lower())):
+        raise ShadowlabError(f"letters must be a non-empty combination of x, y, z; got {letters!r}")
+    return np.array(chosen, dtype=np.int64)
+
+
+def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = "xyz", *,
+                      chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS) -> tuple[np.ndarray, np.ndarray]:
+    """Estimates and standard errors of ``C^A_ij`` for the listed pairs (see the module docs).
 
     Parameters
     ----------
     source:
         A :class:`~shadowlab.data.dataset.ShadowData` or shadow store of uniformly random
-        local-Pauli snapshots (at least 2 snapshots, 2 qubits).
+        local-Pauli snapshots (at least 2 snapshots).
+    pairs:
+        ``(P, 2)`` pairs of different qubits.
     letters:
         The letter set ``A``: any non-empty combination of ``x``, ``y``, ``z`` (case-insensitive).
 
     Returns
     -------
     (estimate, stderr):
-        ``(n, n)`` float64 symmetric matrices; the diagonal is exactly 1 with standard error 0.
+        ``(P,)`` float64 each.
     """
-    chosen = sorted({LETTERS.index(c) for c in letters.lower() if c in LETTERS})
-    if not letters or len(chosen) != len(set(letters.lower())):
-        raise ShadowlabError(f"letters must be a non-empty combination of x, y, z; got {letters!r}")
+    codes = _letter_codes(letters)
     n_q, n_s = source.n_qubits, source.n_snapshots
-    if n_q < 2:
-        raise ShadowlabError("two-point correlations need at least 2 qubits")
+    p = np.ascontiguousarray(np.asarray(pairs, dtype=np.int64).reshape(-1, 2))
+    if p.size and (p.min() < 0 or p.max() >= n_q or np.any(p[:, 0] == p[:, 1])):
+        raise ShadowlabError(f"pairs must join two different qubits in 0..{n_q - 1}")
     if n_s < 2:
         raise ShadowlabError(f"need at least 2 snapshots for an estimate with an error bar, got {n_s}")
-    match = np.zeros((n_q, n_q, 3, 3), dtype=np.int64)
-    odd = np.zeros_like(match)
+    same = np.zeros(len(p), dtype=np.int64)
+    differ = np.zeros_like(same)
     for _, chunk in source.iter_chunks(chunk_snapshots):
-        kernels.two_point_counts(kernels.pack(chunk.bases, chunk.outcomes), 0, chunk.n_snapshots, match, odd)
-    weight = 9.0 / len(chosen)
-    same = match[:, :, chosen, chosen].sum(axis=2).astype(np.float64)  # both measured in one letter of A
-    differ = odd[:, :, chosen, chosen].sum(axis=2).astype(np.float64)  # ... with different bits
+        kernels.pair_letter_counts(kernels.pack(chunk.bases, chunk.outcomes), p, codes, same, differ)
+    weight = 9.0 / len(codes)
     mean = weight * (same - 2.0 * differ) / n_s
     second = weight**2 * same / n_s  # v^2 = weight^2 on matching snapshots
     var = np.maximum(second - mean**2, 0.0) * n_s / (n_s - 1)
-    se = np.sqrt(var / n_s)
-    est = np.triu(mean, 1)
-    se = np.triu(se, 1)
-    est = est + est.T + np.eye(n_q)
-    return est, se + se.T
+    return mean, np.sqrt(var / n_s)
+
+
+def correlation_matrix(source: SnapshotSource, letters: str = "xyz", *,
+                       chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pair_correlations` for every pair, as ``(n, n)`` symmetric matrices.
+
+    The diagonal is exactly 1 with standard error 0.
+    """
+    n_q = source.n_qubits
+    if n_q < 2:
+        raise ShadowlabError("two-point correlations need at least 2 qubits")
+    i, j = np.triu_indices(n_q, k=1)
+    est, se = pair_correlations(source, np.stack([i, j], axis=1), letters, chunk_snapshots=chunk_snapshots)
+    m_est = np.eye(n_q)
+    m_se = np.zeros((n_q, n_q))
+    m_est[i, j] = m_est[j, i] = est
+    m_se[i, j] = m_se[j, i] = se
+    return m_est, m_se

@@ -28,7 +28,7 @@ import numpy as np
 
 from shadowlab.data.family import ShadowFamily
 from shadowlab.errors import ShadowlabError
-from shadowlab.estimate.correlations import correlation_matrix
+from shadowlab.estimate.correlations import pair_correlations
 from shadowlab.learn.models import make_model
 
 TARGETS = {"correlations": "xyz", "xx": "x", "yy": "y", "zz": "z"}
@@ -93,8 +93,7 @@ def pair_targets(family: ShadowFamily, *, target: str = "correlations", n_snapsh
     labels = np.empty((family.n_instances, len(p)))
     stderr = np.empty_like(labels)
     for k in range(family.n_instances):
-        est, se = correlation_matrix(family.instance(k, s), TARGETS[target])
-        labels[k], stderr[k] = est[p[:, 0], p[:, 1]], se[p[:, 0], p[:, 1]]
+        labels[k], stderr[k] = pair_correlations(family.instance(k, s), p, TARGETS[target])
         if progress is not None:
             progress(1)
     exact = family.exact.get(target)
@@ -176,8 +175,8 @@ class LearningResult:
 def evaluate_model(family: ShadowFamily, model: str = "rff", *, target: str = "correlations",
                    test_fraction: float = 0.5, n_snapshots: int | None = 500, seed: int = 0,
                    pairs: str | np.ndarray = "edges", cv: int = 4, fast: bool = False,
-                   targets: PairTargets | None = None, progress: Callable[[int], object] | None = None
-                   ) -> LearningResult:
+                   targets: PairTargets | None = None, progress: Callable[[int], object] | None = None,
+                   n_jobs: int | None = None) -> LearningResult:
     """Fit ``model`` on shadow labels of the training instances; predict the held-out ones.
 
     Parameters
@@ -199,12 +198,14 @@ def evaluate_model(family: ShadowFamily, model: str = "rff", *, target: str = "c
         Precomputed :func:`pair_targets` (to share labels between models).
     progress:
         Called with 1 after each cross-validation fit (see :func:`count_fits`).
+    n_jobs:
+        Parallel cross-validation fits (joblib); the result does not depend on it.
     """
     tg = targets if targets is not None else pair_targets(family, target=target, n_snapshots=n_snapshots,
                                                           pairs=pairs)
     train, test = split_instances(family.n_instances, test_fraction, seed)
     est = make_model(model, edges=family.edges, n_parameters=family.parameters.shape[1],
-                     cv=min(cv, len(train)), random_state=seed, fast=fast)
+                     cv=min(cv, len(train)), random_state=seed, fast=fast, n_jobs=n_jobs)
     t0 = time.perf_counter()
     est.fit(family.parameters[train], tg.labels[train], progress=progress)
     fit_s = time.perf_counter() - t0

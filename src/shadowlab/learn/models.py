@@ -24,6 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.kernel_ridge import KernelRidge
@@ -59,6 +60,8 @@ class PerTargetModelSelection(RegressorMixin, BaseEstimator):
         Number of folds (shuffled with ``random_state``).
     random_state:
         Seed of the fold assignment.
+    n_jobs:
+        Parallel fits (joblib; ``None`` = 1, ``-1`` = all cores). Results do not depend on it.
 
     Attributes
     ----------
@@ -70,10 +73,12 @@ class PerTargetModelSelection(RegressorMixin, BaseEstimator):
         ``{candidate index: fitted estimator}`` for every chosen candidate, refitted on all data.
     """
 
-    def __init__(self, candidates: Sequence[BaseEstimator] = (), cv: int = 4, random_state: int | None = 0):
+    def __init__(self, candidates: Sequence[BaseEstimator] = (), cv: int = 4, random_state: int | None = 0,
+                 n_jobs: int | None = None):
         self.candidates = candidates
         self.cv = cv
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     def fit(self, X: np.ndarray, y: np.ndarray, *, progress: Callable[[int], object] | None = None
             ) -> PerTargetModelSelection:
@@ -98,19 +103,19 @@ class PerTargetModelSelection(RegressorMixin, BaseEstimator):
             raise ShadowlabError(f"{folds}-fold cross-validation needs between 2 and {x.shape[0]} folds "
                                  f"(training instances)")
         sq = np.zeros((len(self.candidates), y2.shape[1]))
-        splitter = KFold(folds, shuffle=True, random_state=self.random_state)
-        with warnings.catch_warnings():
-            # Weak-regularization Lasso candidates may stop at max_iter; their CV error says how good they are.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            for train, test in splitter.split(x):
-                for c, cand in enumerate(self.candidates):
-                    pred = _fit_predict(clone(cand), x[train], y2[train], x[test])
-                    sq[c] += ((pred - y2[test]) ** 2).sum(axis=0)
-                    if progress is not None:
-                        progress(1)
-            self.cv_rmse_ = np.sqrt(sq / x.shape[0])
-            self.best_index_ = self.cv_rmse_.argmin(axis=0)
-            self.estimators_ = {int(c): _fit(clone(self.candidates[c]), x, y2) for c in np.unique(self.best_index_)}
+        splits = list(KFold(folds, shuffle=True, random_state=self.random_state).split(x))
+        jobs = [(c, train, test) for train, test in splits for c in range(len(self.candidates))]
+        runner = Parallel(n_jobs=self.n_jobs, return_as="generator")
+        results = runner(delayed(_fold_errors)(self.candidates[c], x, y2, train, test) for c, train, test in jobs)
+        for (c, _, _), err in zip(jobs, results, strict=True):
+            sq[c] += err
+            if progress is not None:
+                progress(1)
+        self.cv_rmse_ = np.sqrt(sq / x.shape[0])
+        self.best_index_ = self.cv_rmse_.argmin(axis=0)
+        chosen = [int(c) for c in np.unique(self.best_index_)]
+        fitted = Parallel(n_jobs=self.n_jobs)(delayed(_fit)(self.candidates[c], x, y2) for c in chosen)
+        self.estimators_ = dict(zip(chosen, fitted, strict=True))
         self.n_features_in_ = x.shape[1]
         self.n_targets_ = y2.shape[1]
         return self
@@ -129,12 +134,18 @@ class PerTargetModelSelection(RegressorMixin, BaseEstimator):
 
 
 def _fit(est: BaseEstimator, x: np.ndarray, y: np.ndarray) -> BaseEstimator:
-    """Fit on 2-D labels (every candidate accepts them; SVR comes wrapped in MultiOutputRegressor)."""
-    return est.fit(x, y)
+    """A fitted clone on 2-D labels (every candidate accepts them; SVR comes in MultiOutputRegressor)."""
+    with warnings.catch_warnings():
+        # Weakly regularized Lasso candidates may stop at max_iter; their CV error says how good they are.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return clone(est).fit(x, y)
 
 
-def _fit_predict(est: BaseEstimator, x: np.ndarray, y: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    return np.asarray(_fit(est, x, y).predict(x_test)).reshape(len(x_test), -1)
+def _fold_errors(est: BaseEstimator, x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray
+                 ) -> np.ndarray:
+    """Sum over the held-out fold of squared errors, per target."""
+    pred = np.asarray(_fit(est, x[train], y[train]).predict(x[test])).reshape(len(test), -1)
+    return ((pred - y[test]) ** 2).sum(axis=0)
 
 
 def _kernel_candidates(features: BaseEstimator | None, kernel: str, gammas: Sequence[float | None],
@@ -200,16 +211,20 @@ def random_fourier_lasso_model(edges: np.ndarray | None, n_parameters: int, *, r
 
 
 def make_model(kind: str, *, edges: np.ndarray | None = None, n_parameters: int, cv: int = 4,
-               random_state: int | None = 0, fast: bool = False) -> PerTargetModelSelection:
+               random_state: int | None = 0, fast: bool = False, n_jobs: int | None = None
+               ) -> PerTargetModelSelection:
     """The model named ``kind`` (``"rff"``, ``"gaussian"`` or ``"dirichlet"``) with its published grid.
 
     ``fast=True`` uses a smaller hyperparameter grid (for tests and quick looks).
     """
     if kind == "rff":
         kw = {"n_features_grid": (10, 20), "gamma_grid": (0.4, 0.6, 0.75)} if fast else {}
-        return random_fourier_lasso_model(edges, n_parameters, cv=cv, random_state=random_state, **kw)
-    if kind == "gaussian":
-        return gaussian_kernel_model(cv=cv, random_state=random_state, use_svr=not fast)
-    if kind == "dirichlet":
-        return dirichlet_kernel_model(cv=cv, random_state=random_state, use_svr=not fast)
-    raise ShadowlabError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+        model = random_fourier_lasso_model(edges, n_parameters, cv=cv, random_state=random_state, **kw)
+    elif kind == "gaussian":
+        model = gaussian_kernel_model(cv=cv, random_state=random_state, use_svr=not fast)
+    elif kind == "dirichlet":
+        model = dirichlet_kernel_model(cv=cv, random_state=random_state, use_svr=not fast)
+    else:
+        raise ShadowlabError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+    return model.set_params(n_jobs=n_jobs)
+
