@@ -135,4 +135,4 @@ def fit(
 
 
 # Commands of this group that live in their own modules register themselves on `learn_app`.
-from shadowlab import cli_learn_phases  # noqa: E402, F401
+from shadowlab import cli_learn_generate, cli_learn_phases  # noqa: E402, F401
