@@ -278,3 +278,27 @@ def test_cli_learn_bad_input(tmp_path: Path) -> None:
     res = runner.invoke(app, ["learn", "fit", str(HEISENBERG), "--rows", "4", "--target", "energy"])
     assert res.exit_code == 1 and "unknown target 'energy'" in res.output
     assert not list(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------------------------
+# Generated data: a TFIM scan across the critical point
+# --------------------------------------------------------------------------------------------
+
+def test_tfim_scan_predicts_within_label_error(tmp_path: Path) -> None:
+    """Models trained on shadows of other fields predict the held-out correlation functions at
+    least as well as the held-out states' own shadow estimates (RMSE against exact values)."""
+    from shadowlab.learn.tfim_scan import tfim_scan_figure, tfim_scan_study
+
+    scan = tfim_scan_study(8, fields=np.linspace(0.3, 2.0, 24), n_snapshots=300, seed=0)
+    for target, row in scan.summary().items():
+        assert row["within_label_error"], (target, row)
+        assert row["n_pairs"] == 28 and row["n_test"] == 12
+    assert scan.fine_predictions["zz"].shape == (200, 28)
+    tfim_scan_figure(scan, tmp_path / "scan.png")
+    assert (tmp_path / "scan.png").stat().st_size > 0
+
+
+def test_cli_tfim_scan_bad_fields(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["learn", "tfim-scan", "--fields", "0.3:2.0", "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 1 and "start:stop:count" in res.output
+    assert not list(tmp_path.iterdir())

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -133,6 +134,59 @@ def fit(
         correlation_map_figure(family, results, plot, force=force)
         err.print(f"wrote {plot}")
 
+
+
+@learn_app.command("tfim-scan")
+@_user_errors
+def tfim_scan(
+    n: Annotated[int, typer.Option("--n", help="Qubits of the open TFIM chain (exact, at most 20).")] = 12,
+    fields: Annotated[str, typer.Option(help="Transverse fields: start:stop:count.")] = "0.3:2.0:40",
+    snapshots: Annotated[int, typer.Option("--snapshots", "-n", help="Snapshots per field.")] = 500,
+    test_fraction: Annotated[float, typer.Option(help="Fraction of fields held out.")] = 0.5,
+    model: Annotated[str, typer.Option("--model", "-m", help="rff, gaussian or dirichlet.")] = "gaussian",
+    seed: Annotated[int, typer.Option(help="Seed of the data, split and model.")] = 0,
+    plot: Annotated[Path | None, typer.Option(help="Write the correlation-vs-field figure here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the metrics here.")] = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Learn TFIM correlation functions across the critical point from shadows; compare with the labels' own error."""
+    from shadowlab.atomic import atomic_path, check_can_write
+    from shadowlab.cli import _progress
+    from shadowlab.learn.tfim_scan import tfim_scan_figure, tfim_scan_study
+
+    parts = fields.split(":")
+    try:
+        start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
+    except (ValueError, IndexError):
+        raise ShadowlabError(f"--fields: expected start:stop:count (e.g. 0.3:2.0:40), got {fields!r}") from None
+    if len(parts) != 3:
+        raise ShadowlabError(f"--fields: expected start:stop:count (e.g. 0.3:2.0:40), got {fields!r}")
+    for path in (plot, json_out):
+        if path is not None:
+            check_can_write(path, force=force)
+    grid = np.linspace(start, stop, count)
+    with _progress(len(grid), "ground states", quiet=quiet) as advance:
+        scan = tfim_scan_study(n, fields=grid, n_snapshots=snapshots, test_fraction=test_fraction, model=model,
+                               seed=seed, progress=advance)
+    summary = scan.summary()
+    r0 = next(iter(scan.results.values()))
+    table = Table(title=f"TFIM chain of {n} qubits, h = {start}..{stop}: {model} model, all {len(r0.pairs)} pairs, "
+                        f"{len(r0.test_index)} of {len(grid)} fields held out, {snapshots} snapshots per field")
+    for col in ("target", "model RMSE vs exact", "shadow-label RMSE vs exact", "within label error", "fit s"):
+        table.add_column(col, justify="right")
+    for target, row in summary.items():
+        table.add_row(target.upper(), f"{row['rmse']:.4f}", f"{row['label_rmse']:.4f}",
+                      "yes" if row["within_label_error"] else "no", f"{row['fit_seconds']:.1f}")
+    out.print(table)
+    if json_out is not None:
+        with atomic_path(json_out, force=force) as tmp:
+            tmp.write_text(json.dumps({"n": n, "fields": grid.tolist(), "snapshots": snapshots, "results": summary},
+                                      indent=1))
+        err.print(f"wrote {json_out}")
+    if plot is not None:
+        tfim_scan_figure(scan, plot, force=force)
+        err.print(f"wrote {plot}")
 
 # Commands of this group that live in their own modules register themselves on `learn_app`.
 from shadowlab import cli_learn_generate, cli_learn_phases  # noqa: E402, F401

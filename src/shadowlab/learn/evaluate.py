@@ -129,6 +129,8 @@ class LearningResult:
     exact: np.ndarray | None
     fit_seconds: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    estimator: Any = field(default=None, repr=False, compare=False)
+    """The fitted model (``predict(parameters)`` gives the targets of any new instance)."""
 
     @property
     def rmse_per_pair(self) -> np.ndarray | None:
@@ -212,7 +214,8 @@ def evaluate_model(family: ShadowFamily, model: str = "rff", *, target: str = "c
     pred = np.asarray(est.predict(family.parameters[test])).reshape(len(test), -1)
     return LearningResult(model, tg.target, tg.pairs, train, test, tg.n_snapshots, seed, pred, tg.labels[test],
                           tg.stderr[test], None if tg.exact is None else tg.exact[test], fit_s,
-                          {"lattice": family.metadata.get("lattice"), "family_model": family.metadata.get("model")})
+                          {"lattice": family.metadata.get("lattice"), "family_model": family.metadata.get("model")},
+                          est)
 
 
 def count_fits(family: ShadowFamily, model: str, *, cv: int = 4, fast: bool = False) -> int:

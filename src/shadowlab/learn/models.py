@@ -26,12 +26,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import Lasso
 from sklearn.model_selection import KFold
 from sklearn.multioutput import MultiOutputRegressor
 from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 from sklearn.utils.validation import check_array, check_is_fitted
 
@@ -155,7 +157,10 @@ def _kernel_candidates(features: BaseEstimator | None, kernel: str, gammas: Sequ
     for g in gammas:
         for c in c_grid:
             ridge = KernelRidge(kernel=kernel, gamma=g, alpha=1 / (2 * c))
-            out.append(make_pipeline(*[clone(s) for s in steps], ridge))
+            # Kernel ridge has no intercept: centre the labels, or the ridge penalty shrinks every
+            # prediction towards 0 (far from the data, at the ends of a parameter range).
+            out.append(TransformedTargetRegressor(make_pipeline(*[clone(s) for s in steps], ridge),
+                                                  transformer=StandardScaler(with_std=False)))
             if use_svr:
                 svr = SVR(kernel=kernel, C=c, gamma="scale" if g is None else g)
                 out.append(make_pipeline(*[clone(s) for s in steps], MultiOutputRegressor(svr)))
