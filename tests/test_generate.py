@@ -82,9 +82,25 @@ def test_dmrg_family_records_the_solver() -> None:
     dm = fam.metadata["dmrg"]
     assert fam.metadata["method"] == "dmrg"
     assert dm["max_bond"] == 24 and dm["bond_dims"][0] <= 24 and dm["converged"] == [True]
+    assert dm["engine"] == "quimb" and dm["quimb_version"] and dm["truncation_errors"] == [None]
     n = 20  # open critical chain: E0 = 1 - 1/sin(pi / (2 (2n + 1)))
     assert fam.exact["energy"][0] == pytest.approx(1.0 - 1.0 / np.sin(np.pi / (2 * (2 * n + 1))), abs=1e-6)
     assert resolve_method("auto", tfim_couplings("chain:20").lattice) == "dmrg"
+
+
+def test_dmrg_engines_give_the_same_family_up_to_solver_accuracy() -> None:
+    kwargs = {"n_snapshots": 50, "grid": "h=0.6,1.4", "seed": 3, "method": "dmrg", "max_bond": 32}
+    runs = {engine: generate_family("tfim", "chain:18", engine=engine, **kwargs) for engine in ("quimb", "numpy")}
+    quimb, numpy_ = runs["quimb"], runs["numpy"]
+    assert (quimb.metadata["dmrg"]["engine"], numpy_.metadata["dmrg"]["engine"]) == ("quimb", "numpy")
+    assert "quimb_version" not in numpy_.metadata["dmrg"]
+    assert all(t < 1e-10 for t in numpy_.metadata["dmrg"]["truncation_errors"])
+    np.testing.assert_allclose(quimb.exact["energy"], numpy_.exact["energy"], atol=1e-8)
+    np.testing.assert_allclose(quimb.exact["correlations"], numpy_.exact["correlations"], atol=1e-5)
+    # The measurement bases come from the instance stream alone, whatever the solver.
+    np.testing.assert_array_equal(quimb.bases, numpy_.bases)
+    # Exact diagonalization ignores the engine.
+    assert "dmrg" not in generate_family("tfim", "chain:4", n_snapshots=5, grid="h=1", engine="numpy").metadata
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
@@ -116,6 +132,8 @@ def test_clear_errors() -> None:
         generate_family("tfim", "ring:30", n_snapshots=5, grid="h=1")
     with pytest.raises(ShadowlabError, match=r"DMRG here handles open chains .* not ring:8"):
         generate_family("tfim", "ring:8", n_snapshots=5, grid="h=1", method="dmrg")
+    with pytest.raises(ShadowlabError, match=r"unknown DMRG engine 'dmrg'; allowed: quimb, numpy"):
+        generate_family("tfim", "chain:24", n_snapshots=5, grid="h=1", engine="dmrg")
     with pytest.raises(ShadowlabError, match=r"unknown method"):
         generate_family("tfim", "chain:4", n_snapshots=5, grid="h=1", method="lanczos")
     with pytest.raises(ShadowlabError, match=r"n_snapshots must be a positive integer"):
@@ -162,6 +180,21 @@ def test_cli_random_and_errors(tmp_path: Path) -> None:
     assert res.exit_code == 1 and "grid:LxW" in res.output
     res = _invoke("--model", "tfim", "--lattice", "chain:4", "--grid", "h=1", "--random", 2, "-o", bad)
     assert res.exit_code == 1 and "one of them" in res.output
+    res = _invoke("--model", "tfim", "--lattice", "chain:8", "--grid", "h=1", "--engine", "itensor", "-o", bad)
+    assert res.exit_code == 1 and "allowed: quimb, numpy" in res.output
     res = _invoke("--model", "tfim", "--lattice", "grid:5x5", "--grid", "h=1", "-o", bad)
     assert res.exit_code == 1 and "too many for exact diagonalization" in res.output
     assert not bad.exists()
+
+
+def test_cli_dmrg_engine(tmp_path: Path) -> None:
+    out = tmp_path / "chain.zarr"
+    res = _invoke("--model", "tfim", "--lattice", "chain:8", "--grid", "h=1.2", "--method", "dmrg", "--engine",
+                  "numpy", "--snapshots", 20, "-o", out)
+    assert res.exit_code == 0, res.output
+    assert "dmrg, numpy" in res.output
+    assert ShadowFamily.load(out).metadata["dmrg"]["engine"] == "numpy"
+    res = _invoke("--model", "tfim", "--lattice", "chain:8", "--grid", "h=1.2", "--method", "dmrg", "--snapshots",
+                  20, "-o", out, "--force", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert ShadowFamily.load(out).metadata["dmrg"]["engine"] == "quimb"  # the default

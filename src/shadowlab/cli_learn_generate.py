@@ -49,6 +49,8 @@ def generate(
     method: Annotated[str, typer.Option(help="exact (<= 20 qubits), dmrg (open chains) or auto (exact up to 16 "
                                              "qubits and on rings/grids, DMRG on longer chains).")] = "auto",
     max_bond: Annotated[int, typer.Option(help="DMRG bond-dimension cap.")] = 64,
+    engine: Annotated[str, typer.Option(help="DMRG engine: quimb (quimb's DMRG2, needs the learn extra) or numpy "
+                                             "(shadowlab's own, an independent cross-check).")] = "quimb",
     workers: Annotated[int, typer.Option(help="Processes generating instances in parallel (results do not "
                                               "depend on it).")] = 1,
     force: ForceOpt = False,
@@ -68,11 +70,12 @@ def generate(
     total = _count_instances(grid, random)
     with _progress(total, "instances", quiet=quiet) as advance:
         family = generate_family(model, lattice, n_snapshots=snapshots, form=form, seed=seed, method=method,
-                                 max_bond=max_bond, workers=workers, progress=advance, **kwargs)
+                                 max_bond=max_bond, engine=engine, workers=workers, progress=advance, **kwargs)
     family.save(output, force=force)
     meta = family.metadata
+    how = f"dmrg, {meta['dmrg']['engine']}" if "dmrg" in meta else meta["method"]
     err.print(f"wrote {family.n_instances} {meta['model']} ground states on {meta['lattice']} "
-              f"({meta['method']}), {family.n_snapshots:,} snapshots each, to {output}")
+              f"({how}), {family.n_snapshots:,} snapshots each, to {output}")
     n_deg = meta.get("exact_diagonalization", {}).get("n_degenerate", 0)
     if n_deg:
         err.print(f"[yellow]warning:[/] {n_deg} instance(s) have a (near-)degenerate ground space; their state is "

@@ -1,5 +1,21 @@
 """Ground states of long open chains as matrix product states (DMRG), and exact shadows of them.
 
+DMRG engines
+------------
+:func:`dmrg_ground_state` runs two-site DMRG with one of two engines on the same MPO
+(:func:`chain_mpo`) from the same seeded start state:
+
+* ``"quimb"`` (default): ``quimb.tensor.DMRG2``, the field's standard implementation (needs the
+  ``learn`` extra: ``pip install 'shadowlab[learn]'``). Its MPS is converted to the conventions
+  below, so everything downstream is engine-independent.
+* ``"numpy"``: the implementation in this module, kept as an independent cross-check (a
+  second code must reproduce energies and correlations) and as a solver with no dependency
+  beyond numpy/scipy.
+
+(quimb 1.15 needs cotengra < 0.8 next to the autoray 0.8.4 that PennyLane pins: with cotengra
+0.8.3 its local eigensolver fails with ``'numpy.ndarray' object has no attribute
+'get_function'``; the ``learn`` extra pins cotengra accordingly.)
+
 Conventions
 -----------
 * An MPS is a list of ``n`` complex arrays ``A[i]`` of shape ``(D_left, 2, D_right)`` (the first
@@ -41,6 +57,7 @@ from shadowlab.errors import ShadowlabError
 __all__ = [
     "DEFAULT_CUTOFF",
     "DEFAULT_MAX_BOND",
+    "DMRG_ENGINES",
     "MPSGroundState",
     "chain_mpo",
     "dmrg_ground_state",
@@ -55,6 +72,10 @@ __all__ = [
 DEFAULT_MAX_BOND = 64
 #: Default truncation of DMRG: discarded Schmidt weight per two-site update.
 DEFAULT_CUTOFF = 1e-12
+#: DMRG engines of :func:`dmrg_ground_state`; the first is the default.
+DMRG_ENGINES = ("quimb", "numpy")
+# Relative tolerance of quimb's local (two-site) eigensolver during the warm-up passes.
+_QUIMB_LOCAL_EIG_TOL = 1e-6
 
 _S = np.sqrt(0.5)
 # Row o of _ROTATION[b] is the conjugated eigenvector of outcome o of basis b: the amplitude of
@@ -160,12 +181,16 @@ class MPSGroundState:
     converged:
         Whether successive sweeps agreed to ``tol`` before ``max_sweeps``.
     sweeps:
-        Number of sweeps run.
+        Number of sweeps run: full (right and left) sweeps for the numpy engine, single passes
+        (quimb's sweeps, half as long) for the quimb engine.
     sweep_energies:
         Energy after each sweep (the spread of the last ones measures convergence).
     options:
-        ``max_bond``, ``cutoff``, ``tol``, ``max_sweeps``, ``seed`` as used, and
-        ``truncation_error``: the largest discarded weight of the last sweep.
+        ``engine`` (used) and ``requested_engine``, ``max_bond``, ``cutoff``, ``tol``,
+        ``max_sweeps``, ``seed`` as used, ``bond_dims`` (the cap of each sweep),
+        ``truncation_error`` (the largest discarded weight of the last sweep; ``None`` for
+        quimb, which does not report it), ``schmidt_tail_at_cap`` (see
+        :func:`dmrg_ground_state`), and for quimb ``quimb_version`` and ``sweep_sequence``.
     """
 
     arrays: list[np.ndarray]
@@ -336,6 +361,35 @@ class _Dmrg:
         return energy, worst
 
 
+def _initial_arrays(n: int, seed: int, bond: int = 8) -> list[np.ndarray]:
+    """Seeded random real start MPS (bond dimension ``bond``), shared by both engines."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((1 if i == 0 else bond, 2, 1 if i == n - 1 else bond)) for i in range(n)]
+
+
+def _bond_ramp(max_bond: int) -> list[int]:
+    """Bond dimensions of the warm-up sweeps before ``max_bond`` (16, then 32, those below it)."""
+    return [d for d in (16, 32) if d < int(max_bond)]
+
+
+def _schmidt_tail_at_cap(arrays: list[np.ndarray], max_bond: int) -> float | None:
+    """Largest smallest-kept squared Schmidt value over the bonds of dimension ``max_bond`` (or None).
+
+    ``arrays`` must be right-canonical and normalized. At a bond below the cap only ``cutoff``
+    truncated; at a bond at the cap every discarded squared Schmidt value was at most this one, so
+    it bounds how much the cap cost. ``None``: no bond reached the cap.
+    """
+    worst: float | None = None
+    carry = np.ones((1, 1))
+    for a in arrays[:-1]:
+        m = carry @ a.reshape(a.shape[0], -1)
+        _, s, vh = np.linalg.svd(m.reshape(-1, a.shape[2]), full_matrices=False)
+        if s.size >= max_bond:
+            worst = max(worst or 0.0, float(s[-1] ** 2))
+        carry = s[:, None] * vh
+    return worst
+
+
 def dmrg_ground_state(
     couplings: Couplings,
     *,
@@ -344,6 +398,7 @@ def dmrg_ground_state(
     tol: float = 1e-10,
     max_sweeps: int = 30,
     seed: int = 0,
+    engine: str = "quimb",
 ) -> MPSGroundState:
     """Ground state of an open-chain Hamiltonian by two-site DMRG.
 
@@ -355,25 +410,56 @@ def dmrg_ground_state(
         Largest bond dimension; the first sweeps ramp up through 16 and 32 to it.
     cutoff:
         At each two-site update, the smallest Schmidt values are dropped as long as their
-        squared sum stays at or below ``cutoff`` (relative weight, the truncation error).
+        squared sum stays at or below ``cutoff`` times the total (relative discarded weight, the
+        truncation error; quimb's ``cutoff_mode="rsum2"``).
     tol:
-        Energy convergence: stop when two consecutive full sweeps at the final bond dimension
-        agree to ``tol`` (absolute, units of the couplings).
+        Energy convergence: stop when two consecutive sweeps at the final bond dimension agree to
+        ``tol`` (absolute, units of the couplings). A sweep is a right-and-left pass for
+        ``engine="numpy"`` and a single pass (half of that) for ``engine="quimb"``, quimb's own
+        convergence test.
     max_sweeps:
         Limit on full (right and left) sweeps; ``converged`` is False if it is reached first.
     seed:
-        Seed of the random initial MPS (bond dimension 8), so results are reproducible.
+        Seed of the random real initial MPS (bond dimension 8; the same start state for both
+        engines), so results are reproducible.
+    engine:
+        ``"quimb"`` (default: quimb's ``DMRG2``, needs ``pip install 'shadowlab[learn]'``) or
+        ``"numpy"`` (the implementation in this module, no extra dependency). A two-site chain
+        always goes to numpy (quimb's sweeps fail there); ``options`` records the engine used
+        and the one requested.
+
+    Returns
+    -------
+    MPSGroundState
+        Right-canonical MPS in this module's convention whatever the engine; ``options`` records
+        the engine (and quimb's version), the settings, the bond dimension schedule,
+        ``truncation_error`` (largest discarded weight of the last sweep; ``None`` for quimb,
+        which does not report it) and ``schmidt_tail_at_cap`` (see below).
 
     Notes
     -----
-    Implemented here in numpy (real arithmetic: every model is real) instead of with quimb's
-    ``DMRG2``, whose local eigensolver failed in our environment (quimb 1.15, cotengra 0.8.3,
-    autoray 0.8.4: ``AttributeError: 'numpy.ndarray' object has no attribute 'get_function'``
-    while folding constants of the effective Hamiltonian, already for quimb's own
-    ``MPO_ham_heis(10)`` and ``MPO_ham_ising(60)``). Local problems use Lanczos
-    (``scipy.sparse.linalg.eigsh``) started from the current two-site tensor; blocks of at most
-    64 entries (chain ends) are diagonalized densely. Cost per sweep ``O(n D^3)``; measured (2
-    cores): critical TFIM, 100 sites, about 3-4 s to convergence at ``D = 30``.
+    Both engines minimize the same MPO (:func:`chain_mpo`; for quimb its tensors are wrapped as a
+    ``quimb.tensor.MatrixProductOperator`` with ``shape="lrud"``, upper index = output) from the
+    same start state, and both results are converted to right-canonical form here, so
+    correlations and snapshots are computed by the same code. ``schmidt_tail_at_cap`` is, over the
+    bonds of the result whose dimension reached ``max_bond``, the largest smallest-kept squared
+    Schmidt value (``None`` if no bond reached it: then only ``cutoff`` truncated): a bound on
+    each value the cap discarded, computed the same way for both engines. Observables carry
+    errors of order ``sqrt(cutoff)`` (first order in the discarded amplitude), the energy of
+    order ``cutoff``.
+
+    numpy engine: real arithmetic (every model is real); local problems by Lanczos
+    (``scipy.sparse.linalg.eigsh``) started from the current two-site tensor; blocks of at most 64
+    entries (chain ends) are diagonalized densely. Cost per sweep ``O(n D^3)``. quimb engine:
+    ``DMRG2`` with sweep sequence ``"RL"``, warm-up sweeps (right and left passes) at the ramp
+    bond dimensions and at ``max_bond``, then passes at ``max_bond`` until two consecutive ones
+    agree to ``tol``;
+    local eigenproblems to relative tolerance 1e-6 while warming up (quimb's default 1e-3 needs
+    many more passes), ``max(tol, 1e-12)`` at ``max_bond``.
+    Both run with single-threaded BLAS: faster at these sizes, and parallel instances do not
+    oversubscribe the cores (measured, 2 cores under load: quimb at 100 sites took minutes with
+    threaded BLAS). Measured (2 cores, critical TFIM, ``max_bond = 64``, final ``D`` 22 and 30):
+    50 sites 1.4 s (quimb) and 0.9 s (numpy), 100 sites 3.3 s and 2.7 s.
     """
     if int(max_bond) < 2:
         raise ShadowlabError(f"max_bond must be >= 2, got {max_bond}")
@@ -381,28 +467,26 @@ def dmrg_ground_state(
         raise ShadowlabError(f"cutoff must be in [0, 1), got {cutoff}")
     if int(max_sweeps) < 1:
         raise ShadowlabError(f"max_sweeps must be >= 1, got {max_sweeps}")
+    name = str(engine).strip().lower()
+    if name not in DMRG_ENGINES:
+        raise ShadowlabError(f"unknown DMRG engine {engine!r}; allowed: {', '.join(DMRG_ENGINES)}")
     mpo = chain_mpo(couplings)
     n = couplings.n_qubits
-    rng = np.random.default_rng(seed)
-    d0 = 8
-    init = [rng.standard_normal((1 if i == 0 else d0, 2, 1 if i == n - 1 else d0)) for i in range(n)]
-    ramp = [d for d in (16, 32) if d < int(max_bond)]
-    energies: list[float] = []
-    truncation: list[float] = []
-    converged = False
+    init = _initial_arrays(n, int(seed))
+    options: dict[str, Any] = {"requested_engine": name}
+    if name == "quimb" and n < 3:  # quimb's DMRG2 sweeps fail on two sites; nothing to gain there anyway
+        name = "numpy"
+    options |= {"engine": name, "max_bond": int(max_bond), "cutoff": float(cutoff), "tol": float(tol),
+                "max_sweeps": int(max_sweeps), "seed": int(seed)}
     with single_threaded_blas():
-        solver = _Dmrg(mpo, init)
-        for sweep in range(int(max_sweeps)):
-            bond = ramp[sweep] if sweep < len(ramp) else int(max_bond)
-            # Loose local solves while the bond dimension is still ramping up, tight at the end.
-            local_tol = max(float(tol), 1e-12) if sweep >= len(ramp) else 1e-6
-            energy, worst = solver.sweep(bond, float(cutoff), local_tol)
-            energies.append(energy)
-            truncation.append(worst)
-            if sweep >= len(ramp) + 1 and abs(energies[-1] - energies[-2]) <= float(tol):
-                converged = True
-                break
-        arrays = right_canonical(solver.a)
+        if name == "quimb":
+            arrays, energies, converged, extra = _quimb_dmrg(mpo, init, int(max_bond), float(cutoff), float(tol),
+                                                             int(max_sweeps))
+        else:
+            arrays, energies, converged, extra = _numpy_dmrg(mpo, init, int(max_bond), float(cutoff), float(tol),
+                                                             int(max_sweeps))
+        arrays = right_canonical(arrays)
+        extra["schmidt_tail_at_cap"] = _schmidt_tail_at_cap(arrays, int(max_bond))
     return MPSGroundState(
         arrays=arrays,
         energy=float(energies[-1]),
@@ -411,9 +495,126 @@ def dmrg_ground_state(
         converged=converged,
         sweeps=len(energies),
         sweep_energies=energies,
-        options={"max_bond": int(max_bond), "cutoff": float(cutoff), "tol": float(tol),
-                 "max_sweeps": int(max_sweeps), "seed": int(seed), "truncation_error": float(truncation[-1])},
+        options={**options, **extra},
     )
+
+
+def _numpy_dmrg(mpo: list[np.ndarray], init: list[np.ndarray], max_bond: int, cutoff: float, tol: float,
+                max_sweeps: int) -> tuple[list[np.ndarray], list[float], bool, dict[str, Any]]:
+    """The numpy engine: full sweeps with :class:`_Dmrg`; returns arrays, energies, convergence, facts."""
+    ramp = _bond_ramp(max_bond)
+    energies: list[float] = []
+    truncation: list[float] = []
+    bonds: list[int] = []
+    converged = False
+    solver = _Dmrg(mpo, init)
+    for sweep in range(max_sweeps):
+        bond = ramp[sweep] if sweep < len(ramp) else max_bond
+        # Loose local solves while the bond dimension is still ramping up, tight at the end.
+        local_tol = max(tol, 1e-12) if sweep >= len(ramp) else 1e-6
+        energy, worst = solver.sweep(bond, cutoff, local_tol)
+        energies.append(energy)
+        truncation.append(worst)
+        bonds.append(bond)
+        if sweep >= len(ramp) + 1 and abs(energies[-1] - energies[-2]) <= tol:
+            converged = True
+            break
+    return solver.a, energies, converged, {"bond_dims": bonds, "truncation_error": float(truncation[-1])}
+
+
+def _to_quimb_mpo(mpo: list[np.ndarray]) -> Any:
+    """Our MPO (``W[a, b, out, in]`` per site) as a ``quimb.tensor.MatrixProductOperator``.
+
+    quimb's ``shape="lrud"`` with ``u`` = upper index ``k{i}`` (the output, row index of
+    ``to_dense``) and ``d`` = lower index ``b{i}``; the size-1 boundary bonds are dropped.
+    """
+    import quimb.tensor as qtn
+
+    if len(mpo) < 2:
+        raise ShadowlabError("the quimb conversion needs at least two sites")
+    return qtn.MatrixProductOperator([mpo[0][0], *mpo[1:-1], mpo[-1][:, 0]], shape="lrud")
+
+
+def _to_quimb_mps(arrays: list[np.ndarray]) -> Any:
+    """Our MPS (``A[l, s, r]`` per site) as a ``quimb.tensor.MatrixProductState`` (``shape="lpr"``)."""
+    import quimb.tensor as qtn
+
+    if len(arrays) < 2:
+        raise ShadowlabError("the quimb conversion needs at least two sites")
+    return qtn.MatrixProductState([arrays[0][0], *arrays[1:-1], arrays[-1][:, :, 0]], shape="lpr")
+
+
+def _from_quimb_mps(state: Any) -> list[np.ndarray]:
+    """A quimb open-boundary ``MatrixProductState`` as our ``(D_left, 2, D_right)`` arrays.
+
+    Transposes each site tensor by index name, whatever quimb's internal order: (bond to site
+    ``i - 1``, site index ``state.site_ind(i)``, bond to site ``i + 1``), adding size-1 bonds at
+    the ends. quimb's site ``i`` is our qubit ``i`` and its basis is the one of the operators
+    used (here that of :func:`chain_mpo`: Z = diag(1, -1), so index 0 is Z = +1).
+    """
+    import quimb.tensor as qtn
+
+    n = state.L
+    arrays = []
+    for i in range(n):
+        t = state[i]
+        left = list(qtn.bonds(state[i - 1], t)) if i > 0 else []
+        right = list(qtn.bonds(t, state[i + 1])) if i < n - 1 else []
+        if len(left) > 1 or len(right) > 1 or t.ndim != len(left) + len(right) + 1:
+            raise ShadowlabError(f"quimb MPS site {i}: expected one bond to each neighbour and one site index, "
+                                 f"got indices {t.inds}")
+        data = np.asarray(t.transpose(*left, state.site_ind(i), *right).data)
+        if i == 0:
+            data = data[None]
+        if i == n - 1:
+            data = data[..., None]
+        arrays.append(data)
+    return arrays
+
+
+def _quimb_dmrg(mpo: list[np.ndarray], init: list[np.ndarray], max_bond: int, cutoff: float, tol: float,
+                max_sweeps: int) -> tuple[list[np.ndarray], list[float], bool, dict[str, Any]]:
+    """The quimb engine: ``DMRG2`` on our MPO from our start state; returns arrays in our convention.
+
+    Conversions (checked against dense matrices in the tests): our MPO site ``W[a, b, out, in]`` is
+    quimb's ``shape="lrud"`` (``u`` = upper index ``k{i}`` = output), with the boundary bond dropped
+    at the ends (first site ``W[0][0]``, last ``W[-1][:, 0]``); our MPS site ``A[l, s, r]`` is
+    quimb's ``shape="lpr"``. Back from quimb, each site tensor is transposed by index name to
+    (bond to site ``i - 1``, site index ``k{i}``, bond to site ``i + 1``), with size-1 bonds
+    added at the ends. The physical basis is the one of the MPO (Z = diag(1, -1), so 0 = Z=+1),
+    and quimb's site ``i`` is our qubit ``i``.
+    """
+    try:
+        import quimb
+        import quimb.tensor as qtn
+    except ImportError as exc:
+        raise ShadowlabError(f"the quimb DMRG engine needs quimb ({exc}); pip install 'shadowlab[learn]', or use "
+                             "engine='numpy'") from None
+    ham = _to_quimb_mpo(mpo)
+    p0 = _to_quimb_mps(init)
+    # Warm-up (tol = 0: never stops early): a right and a left pass per ramp bond dimension and at
+    # max_bond, so that convergence compares passes at max_bond after a full sweep there. (With
+    # a single warm-up pass, 3 of 10 seeds stopped in the first excited state of the ordered TFIM,
+    # 18 sites, h = 0.5, max_bond = 16: two passes there agreed to 1e-10 before escaping.)
+    warm = [d for d in [*_bond_ramp(max_bond), max_bond] for _ in "RL"]
+    dmrg = qtn.DMRG2(ham, bond_dims=warm, cutoffs=cutoff, p0=p0)
+    dmrg.opts["bond_compress_cutoff_mode"] = "rsum2"
+    # Warm-up local tolerance: quimb's default (1e-3) needs many more passes to reach tol = 1e-10
+    # (measured: critical TFIM, 100 sites, 9 passes in 29 s against 6 in 3.2 s at 1e-6).
+    dmrg.opts["local_eig_tol"] = _QUIMB_LOCAL_EIG_TOL
+    dmrg.solve(tol=0.0, bond_dims=warm, cutoffs=cutoff, sweep_sequence="RL", max_sweeps=len(warm))
+    # Tight local solves at the end, as in the numpy engine: a relative 1e-6 cannot resolve the
+    # splitting of quasi-degenerate levels (ordered TFIM: ~1e-6 at 18 sites), and stalls there.
+    dmrg.opts["local_eig_tol"] = max(tol, 1e-12)
+    # max_sweeps counts full (right and left) sweeps, warm-up included, as for the numpy engine.
+    converged = bool(dmrg.solve(tol=tol, bond_dims=max_bond, cutoffs=cutoff, sweep_sequence="RL",
+                                max_sweeps=max(1, 2 * max_sweeps - len(warm))))
+    energies = [float(np.real(e)) for e in dmrg.energies]
+    bonds = warm + [max_bond] * (len(energies) - len(warm))
+    arrays = _from_quimb_mps(dmrg.state)
+    return arrays, energies, converged, {"bond_dims": bonds, "truncation_error": None,
+                                         "quimb_version": str(quimb.__version__), "sweep_sequence": "RL"}
+
 
 # ----------------------------------------------------------------------------- sampling
 

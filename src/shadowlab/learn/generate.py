@@ -2,9 +2,9 @@
 
 A family is one model on one lattice at many parameter vectors (a grid across a phase diagram,
 or random couplings). For each instance the ground state is found (exact diagonalization up
-to 20 qubits, DMRG on longer open chains), ``n_snapshots`` local random-Pauli snapshots are
-drawn from it exactly, and its exact two-point functions and energy are recorded to test
-predictions against.
+to 20 qubits, DMRG on longer open chains: quimb's ``DMRG2`` by default, or shadowlab's numpy
+DMRG), ``n_snapshots`` local random-Pauli snapshots are drawn from it exactly, and its exact
+two-point functions and energy are recorded to test predictions against.
 
 Reproducibility
 ---------------
@@ -40,7 +40,7 @@ from shadowlab.acquire.ground_states import (
     parse_lattice,
     single_threaded_blas,
 )
-from shadowlab.acquire.mps import DEFAULT_CUTOFF, DEFAULT_MAX_BOND
+from shadowlab.acquire.mps import DEFAULT_CUTOFF, DEFAULT_MAX_BOND, DMRG_ENGINES
 from shadowlab.data.family import ShadowFamily
 from shadowlab.errors import ShadowlabError
 
@@ -209,11 +209,13 @@ def generate_instance(
     method: str = "auto",
     max_bond: int = DEFAULT_MAX_BOND,
     cutoff: float = DEFAULT_CUTOFF,
+    engine: str = DMRG_ENGINES[0],
 ) -> InstanceResult:
     """Ground state, ``n_snapshots`` random-Pauli snapshots and exact properties of one instance.
 
     Randomness comes only from ``SeedSequence(seed, spawn_key=(1, index))``: the same
-    ``(seed, index, parameters)`` always give the same snapshots.
+    ``(seed, index, parameters)`` always give the same snapshots (and, for DMRG, the same start
+    state; the engine, ``"quimb"`` or ``"numpy"``, is only used by DMRG).
     """
     from shadowlab.acquire.statevector import sample_statevector
 
@@ -238,7 +240,7 @@ def generate_instance(
         from shadowlab.acquire.mps import dmrg_ground_state, mps_correlations, sample_mps
 
         solver_seed = int(solver_seq.generate_state(1)[0])
-        mps = dmrg_ground_state(couplings, max_bond=max_bond, cutoff=cutoff, seed=solver_seed)
+        mps = dmrg_ground_state(couplings, max_bond=max_bond, cutoff=cutoff, seed=solver_seed, engine=engine)
         data = sample_mps(mps.arrays, settings, rng, canonical=True)
         corr = mps_correlations(mps.arrays, canonical=True)
         # <H> of the state actually sampled (equals the DMRG energy to its convergence).
@@ -270,6 +272,7 @@ def generate_family(
     method: str = "auto",
     max_bond: int = DEFAULT_MAX_BOND,
     cutoff: float = DEFAULT_CUTOFF,
+    engine: str = DMRG_ENGINES[0],
     workers: int = 1,
     progress: Callable[[int], object] | None = None,
 ) -> ShadowFamily:
@@ -302,6 +305,10 @@ def generate_family(
         :data:`AUTO_EXACT_MAX_QUBITS` qubits and on rings and grids, DMRG on longer chains).
     max_bond, cutoff:
         DMRG bond-dimension cap and truncation (discarded weight per update).
+    engine:
+        DMRG engine, ``"quimb"`` (default; quimb's ``DMRG2``) or ``"numpy"`` (shadowlab's own,
+        no extra dependency); see :func:`shadowlab.acquire.mps.dmrg_ground_state`. Unused by
+        exact diagonalization.
     workers:
         Processes generating instances in parallel (1 = in this process). Results do not depend
         on it.
@@ -320,6 +327,9 @@ def generate_family(
     model = check_model(model)
     lat = parse_lattice(lattice)
     how = resolve_method(method, lat)
+    engine = str(engine).strip().lower()
+    if engine not in DMRG_ENGINES:
+        raise ShadowlabError(f"unknown DMRG engine {engine!r}; allowed: {', '.join(DMRG_ENGINES)}")
     n_snapshots = _positive_int(n_snapshots, "n_snapshots")
     workers = _positive_int(workers, "workers")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or int(seed) < 0:
@@ -360,7 +370,8 @@ def generate_family(
         couplings_from_parameters(model, lat, row, form)
 
     tasks = [{"model": model, "lattice": lat, "parameters": row, "form": form, "n_snapshots": n_snapshots,
-              "seed": int(seed), "index": k, "method": how, "max_bond": int(max_bond), "cutoff": float(cutoff)}
+              "seed": int(seed), "index": k, "method": how, "max_bond": int(max_bond), "cutoff": float(cutoff),
+              "engine": engine}
              for k, row in enumerate(params)]
     results: dict[int, InstanceResult] = {}
     if workers == 1 or len(tasks) == 1:
@@ -403,9 +414,13 @@ def generate_family(
                                              "n_degenerate": int(sum(degenerate))}
     else:
         metadata["dmrg"] = {
+            "engine": str(ordered[0].info["engine"]),
+            **({"quimb_version": ordered[0].info["quimb_version"]} if "quimb_version" in ordered[0].info else {}),
             "max_bond": int(max_bond), "cutoff": float(cutoff),
             "bond_dims": [int(r.info["bond_dim"]) for r in ordered],
-            "truncation_errors": [float(r.info["truncation_error"]) for r in ordered],
+            # Largest discarded weight of the last sweep (numpy engine; None: quimb does not report it).
+            "truncation_errors": [_float_or_none(r.info["truncation_error"]) for r in ordered],
+            "schmidt_tails_at_cap": [_float_or_none(r.info["schmidt_tail_at_cap"]) for r in ordered],
             "converged": [bool(r.info["converged"]) for r in ordered],
             "sweeps": [int(r.info["sweeps"]) for r in ordered],
             "energies_dmrg": [float(r.info["energy_dmrg"]) for r in ordered],
@@ -422,6 +437,10 @@ def generate_family(
         exact=exact,
         metadata=metadata,
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _positive_int(value: Any, what: str) -> int:
