@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -89,8 +90,8 @@ def markdown(result: dict[str, Any], command: str, wall: float) -> str:
         "## Learning across related systems: 2D Heisenberg ground states (Huang et al. 2022 data)",
         "",
         f"Command: `{command}`  ",
-        f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}, numpy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}; total wall time {wall:.0f} s",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, scikit-learn {sklearn.__version__}; total wall time {wall:.0f} s",
         "",
         "Test RMSE against the exact correlations (per nearest-neighbour pair over held-out instances, then the "
         "mean over pairs), half of the instances held out; mean +- standard deviation over split seeds; "

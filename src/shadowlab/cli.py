@@ -81,6 +81,46 @@ def _progress(total: int, what: str, *, quiet: bool) -> Iterator[Callable[[int],
         yield advance
 
 
+def _int_list(text: str, what: str, *, minimum: int | None = None) -> list[int]:
+    """Comma-separated integers of option ``what`` (each at least ``minimum`` when given)."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ShadowlabError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ShadowlabError(f"{what} is empty")
+    if minimum is not None and min(values) < minimum:
+        raise ShadowlabError(f"{what} must list integers >= {minimum}, got {text!r}")
+    return values
+
+
+def _write_json(path: Path, doc: dict[str, Any], force: bool) -> None:
+    """Write ``doc`` as JSON atomically and say so on stderr."""
+    from shadowlab.atomic import atomic_path
+
+    with atomic_path(path, force=force) as tmp:
+        tmp.write_text(json.dumps(doc, indent=1))
+    err.print(f"wrote {path}")
+
+
+def _check_outputs(*paths: Path | None, force: bool, figures: tuple[Path | None, ...] = ()) -> None:
+    """Refuse, before any work, outputs that exist (without ``--force``) or cannot be written,
+    and figure paths whose extension matplotlib cannot write."""
+    from shadowlab.atomic import check_can_write
+
+    for path in (*paths, *figures):
+        if path is not None:
+            check_can_write(path, force=force)
+    for path in figures:
+        if path is not None:
+            from matplotlib.figure import Figure
+
+            formats = Figure().canvas.get_supported_filetypes()
+            if path.suffix.lstrip(".").lower() not in formats:
+                raise ShadowlabError(f"{path}: cannot write a figure with extension {path.suffix!r}; use one of "
+                                     f"{', '.join('.' + f for f in sorted(formats))}")
+
+
 def open_source(path: Path, fmt: str | None = None) -> Any:
     """A shadow store (opened lazily) or any importable snapshot file (read into memory)."""
     from shadowlab.data.formats import read_snapshots

@@ -7,7 +7,6 @@ bottom.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from shadowlab.cli import ForceOpt, QuietOpt, _user_errors, app, err, out
+from shadowlab.cli import ForceOpt, QuietOpt, _check_outputs, _progress, _user_errors, _write_json, app, err, out
 from shadowlab.errors import ShadowlabError
 
 learn_app = typer.Typer(
@@ -27,6 +26,19 @@ learn_app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(learn_app, name="learn")
+
+
+def _model_list(text: str) -> list[str]:
+    """The comma-separated model names of ``--model``, checked before any work."""
+    from shadowlab.learn.models import MODELS
+
+    kinds = [m.strip() for m in text.split(",") if m.strip()]
+    if not kinds:
+        raise ShadowlabError("--model: give at least one model")
+    for kind in kinds:
+        if kind not in MODELS:
+            raise ShadowlabError(f"--model: unknown model {kind!r}; choose from {', '.join(MODELS)}")
+    return kinds
 
 
 def _load_family(path: Path, rows: int | None) -> Any:
@@ -70,7 +82,8 @@ def fit(
                                              )] = None,
     models: Annotated[str, typer.Option("--model", "-m", help="Models, comma-separated: rff, gaussian, dirichlet.")
                       ] = "rff,gaussian,dirichlet",
-    target: Annotated[str, typer.Option(help="correlations (1/3 <XX+YY+ZZ>), xx, yy or zz.")] = "correlations",
+    target: Annotated[str, typer.Option(help="correlations (1/3 <XX+YY+ZZ>), xx, yy, zz, purity (of each pair) or "
+                                             "energy (<H> of each instance).")] = "correlations",
     pairs: Annotated[str, typer.Option(help="edges (interaction edges) or all (every qubit pair).")] = "edges",
     snapshots: Annotated[int | None, typer.Option("--snapshots", "-n", help="Snapshots per instance for the labels "
                                                   "(default: all).")] = None,
@@ -86,26 +99,17 @@ def fit(
     quiet: QuietOpt = False,
 ) -> None:
     """Train on the shadows of some instances, predict the held-out ones, print the errors."""
-    from shadowlab.atomic import atomic_path, check_can_write
-    from shadowlab.cli import _progress
     from shadowlab.learn.evaluate import count_fits, evaluate_model, pair_targets
-    from shadowlab.learn.models import MODELS
 
-    kinds = [m.strip() for m in models.split(",") if m.strip()]
-    for kind in kinds:
-        if kind not in MODELS:
-            raise ShadowlabError(f"--model: unknown model {kind!r}; choose from {', '.join(MODELS)}")
-    if not kinds:
-        raise ShadowlabError("--model: give at least one model")
-    for path in (plot, json_out):
-        if path is not None:
-            check_can_write(path, force=force)
+    kinds = _model_list(models)
+    _check_outputs(json_out, force=force, figures=(plot,))
     family = _load_family(family_path, rows)
     with _progress(family.n_instances, "shadow labels", quiet=quiet) as advance:
         targets = pair_targets(family, target=target, n_snapshots=snapshots, pairs=pairs, progress=advance)
     results = []
     for kind in kinds:
-        with _progress(count_fits(family, kind, cv=cv, fast=fast), f"{kind} cross-validation", quiet=quiet) as adv:
+        total = count_fits(family, kind, cv=cv, fast=fast, test_fraction=test_fraction)
+        with _progress(total, f"{kind} cross-validation", quiet=quiet) as adv:
             results.append(evaluate_model(family, kind, targets=targets, test_fraction=test_fraction, seed=seed,
                                           cv=cv, fast=fast, progress=adv, n_jobs=jobs))
     r0 = results[0]
@@ -120,26 +124,24 @@ def fit(
     if r0.label_rmse is not None:
         table.add_row("(shadow labels)", f"{r0.label_rmse:.4f}", "", "", "")
     out.print(table)
-    if json_out is not None:
-        doc = {"family": str(family_path), "results": [
-            {**r.summary(), "pairs": r.pairs.tolist(), "test_instances": family.instance_ids[r.test_index].tolist(),
-             "rmse_per_pair": None if r.rmse_per_pair is None else r.rmse_per_pair.tolist(),
-             "predictions": r.predictions.tolist()} for r in results]}
-        with atomic_path(json_out, force=force) as tmp:
-            tmp.write_text(json.dumps(doc, indent=1))
-        err.print(f"wrote {json_out}")
     if plot is not None:
         from shadowlab.plots import correlation_map_figure
 
         correlation_map_figure(family, results, plot, force=force)
         err.print(f"wrote {plot}")
+    if json_out is not None:
+        _write_json(json_out, {"family": str(family_path), "results": [
+            {**r.summary(), "pairs": r.pairs.tolist(), "test_instances": family.instance_ids[r.test_index].tolist(),
+             "rmse_per_pair": None if r.rmse_per_pair is None else r.rmse_per_pair.tolist(),
+             "predictions": r.predictions.tolist()} for r in results]}, force)
 
 
 
 @learn_app.command("tfim-scan")
 @_user_errors
 def tfim_scan(
-    n: Annotated[int, typer.Option("--n", help="Qubits of the open TFIM chain (exact, at most 20).")] = 12,
+    qubits: Annotated[int, typer.Option("--qubits", "-N", help="Qubits of the open TFIM chain (exact, at most 20).")
+                      ] = 12,
     fields: Annotated[str, typer.Option(help="Transverse fields: start:stop:count.")] = "0.3:2.0:40",
     snapshots: Annotated[int, typer.Option("--snapshots", "-n", help="Snapshots per field.")] = 500,
     test_fraction: Annotated[float, typer.Option(help="Fraction of fields held out.")] = 0.5,
@@ -151,42 +153,36 @@ def tfim_scan(
     quiet: QuietOpt = False,
 ) -> None:
     """Learn TFIM correlation functions across the critical point from shadows; compare with the labels' own error."""
-    from shadowlab.atomic import atomic_path, check_can_write
-    from shadowlab.cli import _progress
+    from shadowlab.learn.generate import parse_grid
     from shadowlab.learn.tfim_scan import tfim_scan_figure, tfim_scan_study
 
-    parts = fields.split(":")
+    _model_list(model)
     try:
-        start, stop, count = float(parts[0]), float(parts[1]), int(parts[2])
-    except (ValueError, IndexError):
-        raise ShadowlabError(f"--fields: expected start:stop:count (e.g. 0.3:2.0:40), got {fields!r}") from None
-    if len(parts) != 3:
-        raise ShadowlabError(f"--fields: expected start:stop:count (e.g. 0.3:2.0:40), got {fields!r}")
-    for path in (plot, json_out):
-        if path is not None:
-            check_can_write(path, force=force)
-    grid = np.linspace(start, stop, count)
+        grid = np.asarray(parse_grid(f"h={fields}")["h"], dtype=np.float64)
+    except ShadowlabError as exc:
+        raise ShadowlabError(f"--fields: expected start:stop:count (e.g. 0.3:2.0:40), got {fields!r} ({exc})"
+                             ) from None
+    _check_outputs(json_out, force=force, figures=(plot,))
     with _progress(len(grid), "ground states", quiet=quiet) as advance:
-        scan = tfim_scan_study(n, fields=grid, n_snapshots=snapshots, test_fraction=test_fraction, model=model,
+        scan = tfim_scan_study(qubits, fields=grid, n_snapshots=snapshots, test_fraction=test_fraction, model=model,
                                seed=seed, progress=advance)
     summary = scan.summary()
     r0 = next(iter(scan.results.values()))
-    table = Table(title=f"TFIM chain of {n} qubits, h = {start}..{stop}: {model} model, all {len(r0.pairs)} pairs, "
-                        f"{len(r0.test_index)} of {len(grid)} fields held out, {snapshots} snapshots per field")
+    table = Table(title=f"TFIM chain of {qubits} qubits, h = {grid.min():g}..{grid.max():g}: {model} model, all "
+                        f"{len(r0.pairs)} pairs, {len(r0.test_index)} of {len(grid)} fields held out, {snapshots} "
+                        "snapshots per field")
     for col in ("target", "model RMSE vs exact", "shadow-label RMSE vs exact", "within label error", "fit s"):
         table.add_column(col, justify="right")
     for target, row in summary.items():
         table.add_row(target.upper(), f"{row['rmse']:.4f}", f"{row['label_rmse']:.4f}",
                       "yes" if row["within_label_error"] else "no", f"{row['fit_seconds']:.1f}")
     out.print(table)
-    if json_out is not None:
-        with atomic_path(json_out, force=force) as tmp:
-            tmp.write_text(json.dumps({"n": n, "fields": grid.tolist(), "snapshots": snapshots, "results": summary},
-                                      indent=1))
-        err.print(f"wrote {json_out}")
     if plot is not None:
         tfim_scan_figure(scan, plot, force=force)
         err.print(f"wrote {plot}")
+    if json_out is not None:
+        _write_json(json_out, {"qubits": qubits, "fields": grid.tolist(), "snapshots": snapshots,
+                               "results": summary}, force)
 
 # Commands of this group that live in their own modules register themselves on `learn_app`.
 from shadowlab import cli_learn_generate, cli_learn_phases  # noqa: E402, F401

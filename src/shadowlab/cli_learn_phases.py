@@ -5,26 +5,15 @@ Registers the ``phases`` command on :data:`shadowlab.cli_learn.learn_app` when i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from shadowlab.cli import ForceOpt, QuietOpt, _progress, _user_errors, err, out
+from shadowlab.cli import ForceOpt, QuietOpt, _check_outputs, _int_list, _progress, _user_errors, _write_json, err, out
 from shadowlab.cli_learn import learn_app
 from shadowlab.errors import ShadowlabError
-
-
-def _depth_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ShadowlabError(f"--depths must be comma-separated integers, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise ShadowlabError(f"--depths must list integers >= 0, got {text!r}")
-    return values
 
 
 @learn_app.command("phases")
@@ -47,13 +36,10 @@ def phases(
 ) -> None:
     """Toric code vs trivial states under shallow random circuits: kernel PCA of the shadow kernel
     (Huang et al., Science 2022), AUC of the first principal component per depth."""
-    from shadowlab.atomic import atomic_path, check_can_write
     from shadowlab.learn.phases import phase_classification_study
 
-    for path in (plot, json_out):
-        if path is not None:
-            check_can_write(path, force=force)  # refuse before any work
-    depth_values = _depth_list(depths)
+    _check_outputs(json_out, force=force, figures=(plot,))  # refuse before any work
+    depth_values = _int_list(depths, "--depths", minimum=0)
     if tau < 0:
         raise ShadowlabError(f"--tau must be >= 0 (0: the plain inner kernel), got {tau}")
     with _progress(len(depth_values), f"phases, L = {size}", quiet=quiet) as advance:
@@ -69,12 +55,10 @@ def phases(
         table.add_row(str(r.depth), f"{r.auc:.3f}", f"{r.auc_inner:.3f}", f"{r.kernel_seconds:.2f}",
                       f"{r.sample_seconds:.2f}")
     out.print(table)
-    if json_out is not None:
-        with atomic_path(json_out, force=force) as tmp:
-            tmp.write_text(json.dumps(study.to_dict(), indent=1))
-        err.print(f"wrote {json_out}")
     if plot is not None:
         from shadowlab.plots import phase_embedding_figure
 
         phase_embedding_figure(study, plot, force=force)
         err.print(f"wrote {plot}")
+    if json_out is not None:
+        _write_json(json_out, study.to_dict(), force)

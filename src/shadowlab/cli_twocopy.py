@@ -5,7 +5,6 @@ Registered on :data:`shadowlab.cli.app` as the ``twocopy`` command group when im
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from shadowlab.cli import ForceOpt, QuietOpt, _user_errors, app, err, out
+from shadowlab.cli import ForceOpt, QuietOpt, _check_outputs, _int_list, _user_errors, _write_json, app, err, out
 from shadowlab.errors import ShadowlabError
 
 twocopy_app = typer.Typer(
@@ -205,32 +204,6 @@ def purity(
         table.add_row(r["observable"], f"{r['estimate']:+.5f}", f"{r['stderr']:.5f}",
                       f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]", s2, s2i)
     out.print(table)
-
-
-def _int_list(text: str, what: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise ShadowlabError(f"{what} must be comma-separated integers, got {text!r}") from None
-    if not values:
-        raise ShadowlabError(f"{what} is empty")
-    return values
-
-
-def _write_json(path: Path, doc: dict[str, Any], force: bool) -> None:
-    from shadowlab.atomic import atomic_path
-
-    with atomic_path(path, force=force) as tmp:
-        tmp.write_text(json.dumps(doc, indent=1))
-
-
-def _check_outputs(*paths: Path | None, force: bool) -> None:
-    """Refuse, before any work, outputs that exist (without ``--force``) or cannot be written."""
-    from shadowlab.atomic import check_can_write
-
-    for path in paths:
-        if path is not None:
-            check_can_write(path, force=force)
 
 
 def _print_copies(title: str, study: Any, n_values: list[int], one_copy_max_n: int) -> None:

@@ -102,6 +102,24 @@ def _pair_map(ax: plt.Axes, pos: np.ndarray, pairs: np.ndarray, values: np.ndarr
     return lines
 
 
+def _prediction_scatter(ax: plt.Axes, results: Sequence[object]) -> None:
+    """Predictions against exact values (or held-out shadow labels), every held-out instance and column."""
+    first = results[0]
+    reference = first.exact if first.exact is not None else first.test_labels
+    ref_name = "exact" if first.exact is not None else "held-out shadow label"
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for c, r in enumerate(results):
+        rmse = r.rmse if r.rmse is not None else r.rmse_vs_labels
+        ax.scatter(reference.ravel(), r.predictions.ravel(), s=3, alpha=0.4, color=colors[c % len(colors)],
+                   label=f"{r.model} (RMSE {rmse:.3f})")
+    lo, hi = float(reference.min()), float(reference.max())
+    ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+    ax.set_xlabel(f"{ref_name}: {first.target} ({len(first.test_index)} held-out instances x "
+                  f"{reference.shape[1]} columns)")
+    ax.set_ylabel("predicted")
+    ax.legend(fontsize=7, markerscale=3)
+
+
 def correlation_map_figure(family: object, results: Sequence[object], path: Path, *, force: bool = False,
                            instance: int = 0) -> None:
     """Predicted against exact correlation maps for one held-out instance, and a scatter of all.
@@ -111,6 +129,10 @@ def correlation_map_figure(family: object, results: Sequence[object], path: Path
     exact values (or against held-out shadow labels) over every held-out instance and pair.
     """
     first = results[0]
+    if len(first.pairs) == 0:  # a per-instance scalar (the energy): no map, only the scatter
+        _prediction_scatter(plt.figure(figsize=(5.0, 4.2), layout="constrained").add_subplot(), results)
+        _save(plt.gcf(), path, force)
+        return
     pos = lattice_positions(family.metadata.get("lattice"), family.n_qubits)
     k = int(np.clip(instance, 0, len(first.test_index) - 1))
     panels = ([("exact", first.exact[k])] if first.exact is not None else []) + [("shadow labels",
@@ -131,19 +153,7 @@ def correlation_map_figure(family: object, results: Sequence[object], path: Path
     for ax, (title, v) in zip(top, panels, strict=True):
         mappable = _pair_map(ax, pos, first.pairs, v, f"{title}\n(held-out instance {inst})", norm, cmap)
     fig.colorbar(mappable, ax=top, shrink=0.8, label=first.target)
-    reference = first.exact if first.exact is not None else first.test_labels
-    ref_name = "exact" if first.exact is not None else "held-out shadow label"
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    ax = fig.add_subplot(grid[1, : max(n_col // 2, 1)])
-    for c, r in enumerate(results):
-        rmse = r.rmse if r.rmse is not None else r.rmse_vs_labels
-        ax.scatter(reference.ravel(), r.predictions.ravel(), s=3, alpha=0.4, color=colors[c % len(colors)],
-                   label=f"{r.model} (RMSE {rmse:.3f})")
-    lo, hi = float(reference.min()), float(reference.max())
-    ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
-    ax.set_xlabel(f"{ref_name} ({len(first.test_index)} held-out instances x {len(first.pairs)} pairs)")
-    ax.set_ylabel("predicted")
-    ax.legend(fontsize=7, markerscale=3)
+    _prediction_scatter(fig.add_subplot(grid[1, : max(n_col // 2, 1)]), results)
     best = min(results, key=lambda r: r.rmse if r.rmse is not None else r.rmse_vs_labels)
     per_pair = best.rmse_per_pair if best.rmse_per_pair is not None else np.sqrt(
         ((best.predictions - best.test_labels) ** 2).mean(axis=0))

@@ -79,8 +79,9 @@ class ShadowFamily:
             raise ShadowlabError(f"family bases must be (instances, snapshots, qubits), got shape {bases.shape}")
         if outcomes.shape != bases.shape:
             raise ShadowlabError(f"family outcomes shape {outcomes.shape} does not match bases shape {bases.shape}")
-        if bases.shape[0] < 1 or bases.shape[2] < 1:
-            raise ShadowlabError(f"a family needs at least one instance and one qubit, got shape {bases.shape}")
+        if min(bases.shape) < 1:
+            raise ShadowlabError("a family needs at least one instance, one snapshot and one qubit; got "
+                                 f"(instances, snapshots, qubits) = {bases.shape}")
         _check_codes(bases, "bases", 2)
         _check_codes(outcomes, "outcomes", 1)
         n_inst = bases.shape[0]
@@ -104,6 +105,8 @@ class ShadowFamily:
             if arr.ndim < 1 or arr.shape[0] != n_inst:
                 raise ShadowlabError(f"exact property {name!r} has shape {arr.shape}; expected first axis {n_inst} "
                                      "(one entry per instance)")
+            if not np.all(np.isfinite(arr)):
+                raise ShadowlabError(f"exact property {name!r} holds non-finite values (NaN or inf)")
             exact[str(name)] = arr
         ids = np.arange(n_inst, dtype=np.int64) if self.instance_ids is None else np.asarray(self.instance_ids,
                                                                                               dtype=np.int64)
@@ -116,7 +119,12 @@ class ShadowFamily:
         object.__setattr__(self, "edges", edges)
         object.__setattr__(self, "exact", exact)
         object.__setattr__(self, "instance_ids", ids)
-        object.__setattr__(self, "metadata", json.loads(json.dumps(dict(self.metadata))))
+        try:
+            metadata = json.loads(json.dumps(dict(self.metadata)))
+        except (TypeError, ValueError) as exc:
+            raise ShadowlabError(f"family metadata must be JSON-serializable (it is saved with the family): {exc}"
+                                 ) from None
+        object.__setattr__(self, "metadata", metadata)
 
     @property
     def n_instances(self) -> int:
@@ -143,8 +151,19 @@ class ShadowFamily:
         return ShadowData(self.bases[k, :s], self.outcomes[k, :s], metadata=meta)
 
     def take(self, index: Sequence[int] | np.ndarray) -> ShadowFamily:
-        """The sub-family of the given instances (rows of every per-instance array)."""
-        idx = np.asarray(index, dtype=np.int64)
+        """The sub-family of the given instances: integer positions, or a boolean mask of length
+        ``n_instances``."""
+        raw = np.asarray(index)
+        if raw.dtype == np.bool_:
+            if raw.shape != (self.n_instances,):
+                raise ShadowlabError(f"a boolean instance mask needs {self.n_instances} entries, got shape {raw.shape}")
+            idx = np.flatnonzero(raw)
+        else:
+            if raw.size and not np.issubdtype(raw.dtype, np.integer):
+                raise ShadowlabError(f"instance indices must be integers or a boolean mask, got dtype {raw.dtype}")
+            idx = raw.astype(np.int64).ravel()
+            if idx.size and (idx.min() < -self.n_instances or idx.max() >= self.n_instances):
+                raise ShadowlabError(f"instance index out of range: the family has {self.n_instances} instances")
         return ShadowFamily(self.bases[idx], self.outcomes[idx], self.parameters[idx], self.parameter_names,
                             self.edges, {k: v[idx] for k, v in self.exact.items()}, self.instance_ids[idx],
                             self.metadata)

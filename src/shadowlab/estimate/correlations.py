@@ -18,6 +18,7 @@ import numpy as np
 
 from shadowlab import kernels
 from shadowlab.errors import ShadowlabError
+from shadowlab.estimate.entropy import require_uniform_scheme
 from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
 
 LETTERS = "xyz"
@@ -38,7 +39,8 @@ def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = 
     ----------
     source:
         A :class:`~shadowlab.data.dataset.ShadowData` or shadow store of uniformly random
-        local-Pauli snapshots (at least 2 snapshots).
+        local-Pauli snapshots, one per setting (at least 2 snapshots). Other schemes and
+        repeated settings are refused.
     pairs:
         ``(P, 2)`` pairs of different qubits.
     letters:
@@ -56,6 +58,14 @@ def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = 
         raise ShadowlabError(f"pairs must join two different qubits in 0..{n_q - 1}")
     if n_s < 2:
         raise ShadowlabError(f"need at least 2 snapshots for an estimate with an error bar, got {n_s}")
+    require_uniform_scheme(source, "pair correlations (the 9 s / |A| estimator)")
+    n_settings = getattr(source, "n_settings", n_s)
+    if n_settings < n_s:
+        # Shots of one setting share their bases: the snapshots are not independent, and the
+        # standard error below would be too small.
+        raise ShadowlabError(f"pair correlations assume one snapshot per random setting; this data set has {n_s} "
+                             f"snapshots of {n_settings} settings (use estimate_two_point, whose errors account "
+                             "for repeated settings)")
     same = np.zeros(len(p), dtype=np.int64)
     differ = np.zeros_like(same)
     for _, chunk in source.iter_chunks(chunk_snapshots):

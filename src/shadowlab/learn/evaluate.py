@@ -30,20 +30,26 @@ from shadowlab.data.family import ShadowFamily
 from shadowlab.errors import ShadowlabError
 from shadowlab.estimate.correlations import pair_correlations
 from shadowlab.learn.models import make_model
+from shadowlab.paulis import PauliSum
 
-TARGETS = {"correlations": "xyz", "xx": "x", "yy": "y", "zz": "z"}
+CORRELATION_TARGETS = {"correlations": "xyz", "xx": "x", "yy": "y", "zz": "z"}
+#: What a model can learn: two-point correlations on pairs, the energy <H> of each instance's own
+#: Hamiltonian, or the purity tr(rho_A^2) of each two-qubit subsystem A = {i, j} on the pairs.
+TARGETS = (*CORRELATION_TARGETS, "energy", "purity")
 
 
 @dataclass(frozen=True)
 class PairTargets:
-    """Shadow labels (and exact values) of two-point correlations on chosen pairs.
+    """Shadow labels (and exact values) of one property per instance and label column.
 
     Attributes
     ----------
     target:
-        ``"correlations"`` (isotropic, ``(1/3) <XX + YY + ZZ>``), ``"xx"``, ``"yy"`` or ``"zz"``.
+        One of :data:`TARGETS`: ``"correlations"`` (isotropic, ``(1/3) <XX + YY + ZZ>``),
+        ``"xx"``, ``"yy"``, ``"zz"``, ``"purity"`` (one column per pair), ``"energy"`` (one
+        column, no pairs).
     pairs:
-        ``(P, 2)`` qubit pairs, one label column each.
+        ``(P, 2)`` qubit pairs, one label column each (``(0, 2)`` for the energy).
     labels, stderr:
         ``(I, P)`` shadow estimates and their standard errors.
     exact:
@@ -82,22 +88,69 @@ def resolve_pairs(family: ShadowFamily, pairs: str | np.ndarray) -> np.ndarray:
 
 def pair_targets(family: ShadowFamily, *, target: str = "correlations", n_snapshots: int | None = None,
                  pairs: str | np.ndarray = "edges", progress: Callable[[int], object] | None = None) -> PairTargets:
-    """Shadow-estimated labels of ``target`` on ``pairs`` for every instance (first ``n_snapshots``).
+    """Shadow-estimated labels of ``target`` for every instance (first ``n_snapshots``).
 
-    ``progress`` (optional) is called with 1 after each instance.
+    Correlations and purities use the estimate stage's estimators
+    (:func:`shadowlab.estimate.correlations.pair_correlations`,
+    :func:`shadowlab.estimate.entropy.estimate_renyi2`) on ``pairs``; the energy uses
+    :func:`shadowlab.estimate.pauli.estimate_sum` on each instance's Hamiltonian
+    (:func:`family_hamiltonian`). ``progress`` (optional) is called with 1 after each instance.
     """
+    from shadowlab.estimate.entropy import estimate_renyi2
+    from shadowlab.estimate.pauli import estimate_sum
+
     if target not in TARGETS:
         raise ShadowlabError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    p = resolve_pairs(family, pairs)
+    p = np.zeros((0, 2), dtype=np.int64) if target == "energy" else resolve_pairs(family, pairs)
     s = family.n_snapshots if n_snapshots is None else n_snapshots
-    labels = np.empty((family.n_instances, len(p)))
+    labels = np.empty((family.n_instances, max(len(p), 1)))
     stderr = np.empty_like(labels)
     for k in range(family.n_instances):
-        labels[k], stderr[k] = pair_correlations(family.instance(k, s), p, TARGETS[target])
+        data = family.instance(k, s)
+        if target == "energy":
+            est = estimate_sum(data, family_hamiltonian(family, k), label="energy")
+            labels[k], stderr[k] = est.estimate, est.stderr
+        elif target == "purity":
+            ent = estimate_renyi2(data, [tuple(int(q) for q in pair) for pair in p])
+            labels[k], stderr[k] = ent.purity, ent.purity_stderr
+        else:
+            labels[k], stderr[k] = pair_correlations(data, p, CORRELATION_TARGETS[target])
         if progress is not None:
             progress(1)
     exact = family.exact.get(target)
-    return PairTargets(target, p, labels, stderr, None if exact is None else exact[:, p[:, 0], p[:, 1]], s)
+    if exact is not None and target != "energy":
+        exact = exact[:, p[:, 0], p[:, 1]]
+    elif exact is not None:
+        exact = exact.reshape(-1, 1)
+    return PairTargets(target, p, labels, stderr, exact, s)
+
+
+def family_hamiltonian(family: ShadowFamily, k: int) -> PauliSum:
+    """The Hamiltonian of instance ``k``, from the family's model metadata and parameters.
+
+    Generated families record ``model``, ``lattice`` and ``form``
+    (:func:`shadowlab.acquire.ground_states.couplings_from_parameters`); a Heisenberg family
+    with one coupling ``J[i-j]`` per edge (such as the imported heisenberg-2d data) is
+    ``sum_edges J (XX + YY + ZZ)`` on its own edges.
+    """
+    from shadowlab.acquire.ground_states import couplings_from_parameters, hamiltonian_paulis
+    from shadowlab.paulis import PauliString
+
+    meta = family.metadata
+    model, form = meta.get("model"), meta.get("form")
+    params = family.parameters[k]
+    if model and form and meta.get("lattice"):
+        return hamiltonian_paulis(couplings_from_parameters(model, meta["lattice"], params, form))
+    names = family.parameter_names
+    if model == "heisenberg" and len(names) == len(family.edges) and all(n.startswith("J[") for n in names):
+        terms, coeffs = [], []
+        for (i, j), coupling in zip(family.edges.tolist(), params.tolist(), strict=True):
+            for code in range(3):
+                terms.append(PauliString((i, j), (code, code)))
+                coeffs.append(coupling)
+        return PauliSum(family.n_qubits, tuple(terms), np.array(coeffs, dtype=np.float64))
+    raise ShadowlabError("energy labels need the family's Hamiltonian: its metadata must record model, lattice and "
+                         f"form (generated families do), got model={model!r}, form={form!r}")
 
 
 def split_instances(n_instances: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -175,7 +228,7 @@ class LearningResult:
 
 
 def evaluate_model(family: ShadowFamily, model: str = "rff", *, target: str = "correlations",
-                   test_fraction: float = 0.5, n_snapshots: int | None = 500, seed: int = 0,
+                   test_fraction: float = 0.5, n_snapshots: int | None = None, seed: int = 0,
                    pairs: str | np.ndarray = "edges", cv: int = 4, fast: bool = False,
                    targets: PairTargets | None = None, progress: Callable[[int], object] | None = None,
                    n_jobs: int | None = None) -> LearningResult:
@@ -197,17 +250,25 @@ def evaluate_model(family: ShadowFamily, model: str = "rff", *, target: str = "c
     fast:
         Smaller hyperparameter grids (quick looks, tests).
     targets:
-        Precomputed :func:`pair_targets` (to share labels between models).
+        Precomputed :func:`pair_targets` of this family (to share labels between models); then
+        ``target``, ``pairs`` and ``n_snapshots`` must be left at their defaults.
     progress:
         Called with 1 after each cross-validation fit (see :func:`count_fits`).
     n_jobs:
         Parallel cross-validation fits (joblib); the result does not depend on it.
     """
-    tg = targets if targets is not None else pair_targets(family, target=target, n_snapshots=n_snapshots,
-                                                          pairs=pairs)
+    if targets is None:
+        tg = pair_targets(family, target=target, n_snapshots=n_snapshots, pairs=pairs)
+    else:
+        if (target, n_snapshots) != ("correlations", None) or not (isinstance(pairs, str) and pairs == "edges"):
+            raise ShadowlabError("give either precomputed targets or target/pairs/n_snapshots, not both")
+        if targets.labels.shape[0] != family.n_instances:
+            raise ShadowlabError(f"mismatched parameter and label counts: the family has {family.n_instances} "
+                                 f"instances, the targets {targets.labels.shape[0]} label rows")
+        tg = targets
     train, test = split_instances(family.n_instances, test_fraction, seed)
-    est = make_model(model, edges=family.edges, n_parameters=family.parameters.shape[1],
-                     cv=min(cv, len(train)), random_state=seed, fast=fast, n_jobs=n_jobs)
+    est = make_model(model, parameter_names=family.parameter_names, edges=family.edges, cv=min(cv, len(train)),
+                     random_state=seed, fast=fast, n_jobs=n_jobs)
     t0 = time.perf_counter()
     est.fit(family.parameters[train], tg.labels[train], progress=progress)
     fit_s = time.perf_counter() - t0
@@ -218,7 +279,9 @@ def evaluate_model(family: ShadowFamily, model: str = "rff", *, target: str = "c
                           est)
 
 
-def count_fits(family: ShadowFamily, model: str, *, cv: int = 4, fast: bool = False) -> int:
+def count_fits(family: ShadowFamily, model: str, *, cv: int = 4, fast: bool = False, test_fraction: float = 0.5
+               ) -> int:
     """Number of cross-validation fits :func:`evaluate_model` makes (for progress bars)."""
-    est = make_model(model, edges=family.edges, n_parameters=family.parameters.shape[1], cv=cv, fast=fast)
-    return len(est.candidates) * cv
+    est = make_model(model, parameter_names=family.parameter_names, edges=family.edges, cv=cv, fast=fast)
+    folds = min(cv, family.n_instances - max(1, round(test_fraction * family.n_instances)))
+    return len(est.candidates) * folds

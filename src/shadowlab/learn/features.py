@@ -19,6 +19,7 @@ of the Hamiltonian is a linear model on features ``phi(x)``; the kernel is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +27,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from shadowlab.errors import ShadowlabError
+
+
+def _checked_parameters(estimator: BaseEstimator, X: np.ndarray) -> np.ndarray:
+    """``X`` as float64, with the parameter count the transformer was fitted on."""
+    x = check_array(X, dtype=np.float64)
+    if x.shape[1] != estimator.n_features_in_:
+        raise ShadowlabError(f"expected {estimator.n_features_in_} parameters per row, got {x.shape[1]}")
+    return x
 
 
 class DirichletFeatures(TransformerMixin, BaseEstimator):
@@ -36,29 +45,42 @@ class DirichletFeatures(TransformerMixin, BaseEstimator):
     order:
         ``K``, the highest frequency (Huang et al. use frequencies up to 2).
     period:
-        Period of the kernel in parameter units; 2 for couplings drawn from ``[0, 2]``, so the
-        lowest non-constant frequency resolves the whole range without aliasing.
+        Period of the kernel in parameter units. ``None`` (default): ``period_factor`` times
+        the range (max - min) of the training parameters. The period must exceed the range, or
+        parameters at opposite ends alias: with period 2 on couplings in ``[0, 2]`` the kernel
+        sees ``J = 0`` and ``J = 2`` as the same value.
+    period_factor:
+        The multiple of the range used when ``period`` is ``None`` (at least 1).
     """
 
-    def __init__(self, order: int = 2, period: float = 2.0):
+    def __init__(self, order: int = 2, period: float | None = None, period_factor: float = 3.0):
         self.order = order
         self.period = period
+        self.period_factor = period_factor
 
     def fit(self, X: np.ndarray, y: object = None) -> DirichletFeatures:
-        """Record the number of parameters (no other state)."""
-        if int(self.order) < 0 or not self.period > 0:
-            raise ShadowlabError(f"order must be >= 0 and period > 0, got {self.order}, {self.period}")
-        self.n_features_in_ = check_array(X).shape[1]
+        """Fix the period (from the training range when not given)."""
+        x = check_array(X, dtype=np.float64)
+        if int(self.order) < 0:
+            raise ShadowlabError(f"order must be >= 0, got {self.order}")
+        if self.period is None:
+            if not self.period_factor >= 1:
+                raise ShadowlabError(f"period_factor must be >= 1, got {self.period_factor}")
+            span = float(x.max() - x.min())
+            self.period_ = float(self.period_factor) * (span if span > 0 else 1.0)
+        elif not self.period > 0:
+            raise ShadowlabError(f"period must be > 0, got {self.period}")
+        else:
+            self.period_ = float(self.period)
+        self.n_features_in_ = x.shape[1]
         return self
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """``(N, m)`` parameters to ``(N, m (2K + 1))`` features with ``|phi(x)| = 1``."""
-        check_is_fitted(self, "n_features_in_")
-        x = check_array(X, dtype=np.float64)
-        if x.shape[1] != self.n_features_in_:
-            raise ShadowlabError(f"expected {self.n_features_in_} parameters per row, got {x.shape[1]}")
+        check_is_fitted(self, "period_")
+        x = _checked_parameters(self, X)
         k = np.arange(1, int(self.order) + 1)
-        phase = (2.0 * np.pi / self.period) * x[:, :, None] * k  # (N, m, K)
+        phase = (2.0 * np.pi / self.period_) * x[:, :, None] * k  # (N, m, K)
         blocks = [np.ones((*x.shape, 1)), np.sqrt(2.0) * np.cos(phase), np.sqrt(2.0) * np.sin(phase)]
         phi = np.concatenate(blocks, axis=2).reshape(x.shape[0], -1)
         return phi / np.sqrt(x.shape[1] * (2 * int(self.order) + 1))
@@ -89,10 +111,7 @@ class ScaledStandardizer(TransformerMixin, BaseEstimator):
     def transform(self, X: np.ndarray) -> np.ndarray:
         """``(x - mean) / (std * width * sqrt(m))``."""
         check_is_fitted(self, "scale_")
-        x = check_array(X, dtype=np.float64)
-        if x.shape[1] != self.n_features_in_:
-            raise ShadowlabError(f"expected {self.n_features_in_} parameters per row, got {x.shape[1]}")
-        return (x - self.mean_) / self.scale_
+        return (_checked_parameters(self, X) - self.mean_) / self.scale_
 
 
 def edge_regions(edges: np.ndarray, radius: int) -> list[np.ndarray]:
@@ -112,6 +131,43 @@ def edge_regions(edges: np.ndarray, radius: int) -> list[np.ndarray]:
     for _ in range(radius):
         reach = reach | ((reach.astype(np.int64) @ touch.astype(np.int64)) > 0)
     return [np.flatnonzero(row) for row in reach]
+
+
+_EDGE_NAME = re.compile(r"^J\[(\d+)-(\d+)\]$")
+_SITE_NAME = re.compile(r"^h\[(\d+)\]$")
+
+
+def parameter_regions(parameter_names: Sequence[str], edges: np.ndarray, radius: int) -> list[np.ndarray] | None:
+    """Local regions of a parameter vector, from the parameters' names.
+
+    Names ``J[i-j]`` are couplings of edge ``(i, j)``, ``h[i]`` fields on site ``i``; any other
+    name (``Delta``, a uniform ``h``) is global. The region of edge ``e`` holds the couplings of
+    the edges within ``radius`` of ``e`` (:func:`edge_regions`), the fields on their sites, and
+    every global parameter. Returns ``None`` (one global region) when there are no edges or no
+    local parameters.
+    """
+    e = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    edge_param: dict[tuple[int, int], int] = {}
+    site_param: dict[int, int] = {}
+    global_params = []
+    for k, name in enumerate(parameter_names):
+        if m := _EDGE_NAME.match(name):
+            a, b = sorted((int(m.group(1)), int(m.group(2))))
+            edge_param[(a, b)] = k
+        elif m := _SITE_NAME.match(name):
+            site_param[int(m.group(1))] = k
+        else:
+            global_params.append(k)
+    if e.size == 0 or not (edge_param or site_param):
+        return None
+    regions = []
+    for near in edge_regions(e, radius):
+        idx = {edge_param[key] for key in (tuple(sorted(map(int, e[f]))) for f in near) if key in edge_param}
+        idx |= {site_param[int(q)] for q in np.unique(e[near]) if int(q) in site_param}
+        idx |= set(global_params)
+        if idx:
+            regions.append(np.array(sorted(idx), dtype=np.int64))
+    return regions
 
 
 class LocalRandomFourierFeatures(TransformerMixin, BaseEstimator):
@@ -164,9 +220,7 @@ class LocalRandomFourierFeatures(TransformerMixin, BaseEstimator):
     def transform(self, X: np.ndarray) -> np.ndarray:
         """``(N, m)`` parameters to ``(N, regions x 2R)`` features (region-major, cosines then sines)."""
         check_is_fitted(self, "omega_")
-        x = check_array(X, dtype=np.float64)
-        if x.shape[1] != self.n_features_in_:
-            raise ShadowlabError(f"expected {self.n_features_in_} parameters per row, got {x.shape[1]}")
+        x = _checked_parameters(self, X)
         local = x[:, self.index_]  # (N, regions, width)
         phase = float(self.gamma) * np.einsum("nrw,rwf->nrf", local, self.omega_)
         return np.concatenate([np.cos(phase), np.sin(phase)], axis=2).reshape(x.shape[0], -1)

@@ -38,7 +38,12 @@ from sklearn.svm import SVR
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from shadowlab.errors import ShadowlabError
-from shadowlab.learn.features import DirichletFeatures, LocalRandomFourierFeatures, ScaledStandardizer, edge_regions
+from shadowlab.learn.features import (
+    DirichletFeatures,
+    LocalRandomFourierFeatures,
+    ScaledStandardizer,
+    parameter_regions,
+)
 
 MODELS = ("rff", "gaussian", "dirichlet")
 HUANG_C_GRID = (0.0125, 0.025, 0.05, 0.125, 0.25, 0.5, 1.0, 2.0)
@@ -167,11 +172,17 @@ def _kernel_candidates(features: BaseEstimator | None, kernel: str, gammas: Sequ
     return out
 
 
-def dirichlet_kernel_model(*, order: int = 2, period: float = 2.0, c_grid: Sequence[float] = HUANG_C_GRID,
-                           use_svr: bool = True, cv: int = 4, random_state: int | None = 0
-                           ) -> PerTargetModelSelection:
-    """The Dirichlet-kernel model of Huang et al. 2022 (kernel ridge and SVR, ``C`` chosen per target)."""
-    cands = _kernel_candidates(DirichletFeatures(order, period), "linear", [None], c_grid, use_svr)
+def dirichlet_kernel_model(*, order: int = 2, period_factors: Sequence[float] = (2.0, 3.0, 4.0),
+                           c_grid: Sequence[float] = HUANG_C_GRID, use_svr: bool = True, cv: int = 4,
+                           random_state: int | None = 0) -> PerTargetModelSelection:
+    """The Dirichlet-kernel model of Huang et al. 2022 (kernel ridge and SVR).
+
+    ``C`` and the kernel's period (a multiple in ``period_factors`` of the training parameters'
+    range, see :class:`DirichletFeatures`) are chosen per target by cross-validation.
+    """
+    cands = []
+    for factor in period_factors:
+        cands += _kernel_candidates(DirichletFeatures(order, None, factor), "linear", [None], c_grid, use_svr)
     return PerTargetModelSelection(cands, cv=cv, random_state=random_state)
 
 
@@ -191,21 +202,16 @@ def gaussian_kernel_model(*, widths: Sequence[float] = (0.5, 1.0, 2.0, 4.0), c_g
     return PerTargetModelSelection(cands, cv=cv, random_state=random_state)
 
 
-def random_fourier_lasso_model(edges: np.ndarray | None, n_parameters: int, *, radius: int = 1,
-                               n_features_grid: Sequence[int] = LEWIS_R_GRID,
+def random_fourier_lasso_model(regions: Sequence[np.ndarray] | None, *, n_features_grid: Sequence[int] = LEWIS_R_GRID,
                                gamma_grid: Sequence[float] = LEWIS_GAMMA_GRID,
                                alpha_grid: Sequence[float] = LEWIS_ALPHA_GRID, cv: int = 4,
                                random_state: int | None = 0, max_iter: int = 10000, tol: float = 1e-3
                                ) -> PerTargetModelSelection:
     """The random-Fourier-feature + Lasso model of Lewis et al. 2024.
 
-    With one parameter per edge (``n_parameters == len(edges)``), each edge's region holds the
-    couplings of the edges within ``radius`` of it (:func:`edge_regions`); otherwise the whole
-    parameter vector is one region.
+    ``regions`` index the parameters of each local region (:func:`parameter_regions`: an edge's
+    neighbourhood within a radius); ``None`` makes the whole parameter vector one region.
     """
-    regions = None
-    if edges is not None and len(edges) == n_parameters:
-        regions = edge_regions(np.asarray(edges), radius)
     cands: list[BaseEstimator] = []
     for r in n_features_grid:
         for g in gamma_grid:
@@ -215,16 +221,19 @@ def random_fourier_lasso_model(edges: np.ndarray | None, n_parameters: int, *, r
     return PerTargetModelSelection(cands, cv=cv, random_state=random_state)
 
 
-def make_model(kind: str, *, edges: np.ndarray | None = None, n_parameters: int, cv: int = 4,
-               random_state: int | None = 0, fast: bool = False, n_jobs: int | None = None
-               ) -> PerTargetModelSelection:
+def make_model(kind: str, *, parameter_names: Sequence[str] = (), edges: np.ndarray | None = None,
+               radius: int = 1, cv: int = 4, random_state: int | None = 0, fast: bool = False,
+               n_jobs: int | None = None) -> PerTargetModelSelection:
     """The model named ``kind`` (``"rff"``, ``"gaussian"`` or ``"dirichlet"``) with its published grid.
 
-    ``fast=True`` uses a smaller hyperparameter grid (for tests and quick looks).
+    ``parameter_names`` and ``edges`` (a family's) give the random-feature model its local
+    regions (:func:`parameter_regions`, edges within ``radius``). ``fast=True`` uses a smaller
+    hyperparameter grid (for tests and quick looks).
     """
     if kind == "rff":
         kw = {"n_features_grid": (10, 20), "gamma_grid": (0.4, 0.6, 0.75)} if fast else {}
-        model = random_fourier_lasso_model(edges, n_parameters, cv=cv, random_state=random_state, **kw)
+        regions = None if edges is None else parameter_regions(parameter_names, edges, radius)
+        model = random_fourier_lasso_model(regions, cv=cv, random_state=random_state, **kw)
     elif kind == "gaussian":
         model = gaussian_kernel_model(cv=cv, random_state=random_state, use_svr=not fast)
     elif kind == "dirichlet":
