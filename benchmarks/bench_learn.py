@@ -18,8 +18,9 @@ Acceptance (issue): RMSE <= 0.125 (random Fourier features + Lasso) and <= 0.185
 Dirichlet and Gaussian kernels) for every L, with S = 500.
 
 Usage: ``python benchmarks/bench_learn.py [--data ../shared/data/heisenberg-2d] [--rows 4,5,6,7,8,9]
-[--seeds 0,1,2] [--snapshots 500,1000] [--seeds-1000 0] [--jobs 2] [--json PATH] [--quick]``;
-prints Markdown.
+[--seeds 0,1,2] [--snapshots 500,1000] [--seeds-1000 0] [--models rff,gaussian,dirichlet] [--jobs 2]
+[--merge OLD.json] [--json PATH] [--quick]``; prints Markdown. ``--merge`` keeps the rows of an
+earlier run's JSON for the models not rerun (e.g. after a change to one model).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                  "max_abs_diff": float(np.abs(peer - targets.labels).max())})
             seeds = args.seeds if s == 500 else args.seeds_1000
             for seed in seeds:
-                for model in MODELS:
+                for model in args.models:
                     r = evaluate_model(fam, model, targets=targets, seed=seed, fast=args.quick, n_jobs=args.jobs)
                     row = {"L": rows, "n_qubits": fam.n_qubits, "instances": fam.n_instances, "snapshots": s,
                            "seed": seed, **r.summary()}
@@ -149,13 +150,29 @@ def main() -> None:
     ap.add_argument("--snapshots", type=_ints, default=[500, 1000])
     ap.add_argument("--seeds-1000", type=_ints, default=[0])
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--models", type=lambda t: [m for m in t.split(",") if m], default=list(MODELS))
+    ap.add_argument("--merge", type=Path, help="an earlier --json result; its rows of other models are kept")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--quick", action="store_true", help="smaller hyperparameter grids")
     args = ap.parse_args()
     t0 = time.perf_counter()
     result = run(args)
     wall = time.perf_counter() - t0
+    if args.merge:
+        old = json.loads(args.merge.read_text())
+        kept = [r for r in old["rows"] if r["model"] not in args.models]
+        result["rows"] = kept + result["rows"]
+        result["params"]["merged_from"] = {"file": str(args.merge), "models_kept": sorted({r["model"] for r in kept}),
+                                           "params": old["params"]}
+        wall += old.get("wall_seconds", 0.0)
+    result["wall_seconds"] = wall
     command = "python benchmarks/bench_learn.py " + " ".join(sys.argv[1:])
+    if args.merge:
+        command += f" (rows of {', '.join(result['params']['merged_from']['models_kept'])} from an earlier run: " \
+                   "python benchmarks/bench_learn.py " + " ".join(
+                       f"--{k.replace('_', '-')} {','.join(map(str, v)) if isinstance(v, list) else v}"
+                       for k, v in result["params"]["merged_from"]["params"].items()
+                       if k in ("rows", "seeds", "snapshots", "seeds_1000", "jobs")) + ")"
     print(markdown(result, command.strip(), wall))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))

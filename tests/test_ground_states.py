@@ -12,9 +12,9 @@ from shadowlab.acquire.ground_states import (
     Lattice,
     couplings_from_parameters,
     exact_ground_state,
+    exact_pair_correlations,
     hamiltonian_matrix,
     heisenberg_couplings,
-    pair_correlations,
     parameter_names,
     parse_lattice,
     single_site_expectations,
@@ -23,7 +23,7 @@ from shadowlab.acquire.ground_states import (
     xxz_couplings,
 )
 from shadowlab.acquire.statevector import exact_pauli_expectations
-from shadowlab.errors import ShadowlabError
+from shadowlab.errors import ShadowlabError, StateError
 from shadowlab.paulis import PauliString, PauliSum
 
 _I = np.eye(2)
@@ -157,7 +157,7 @@ def test_correlations_match_exact_pauli_expectations() -> None:
     gs = exact_ground_state(xxz_couplings("chain:7", 1.0, 0.3, 0.6))
     psi = rng.standard_normal(2**7) + 1j * rng.standard_normal(2**7)  # a complex state too
     for state in (gs.state, psi / np.linalg.norm(psi)):
-        corr = pair_correlations(state, chunk=16)  # several blocks of the ZZ product
+        corr = exact_pair_correlations(state, chunk=16)  # several blocks of the ZZ product
         two, one = _reference_correlations(state, 7)
         k = 0
         for i in range(7):
@@ -183,6 +183,24 @@ def test_degenerate_ground_space_is_flagged() -> None:
     assert ising.degenerate
     even = exact_ground_state(heisenberg_couplings("chain:6"))
     assert not even.degenerate and even.gap > 0.1
+
+
+def test_correlations_validate_the_state() -> None:
+    # The same checks as the state-vector sampler (validate_statevector), not a weaker copy.
+    with pytest.raises(StateError, match="not normalized"):
+        exact_pair_correlations(np.ones(8))
+    with pytest.raises(StateError, match="power of two"):
+        single_site_expectations(np.ones(6) / np.sqrt(6))
+    with pytest.raises(StateError, match="non-finite"):
+        exact_pair_correlations(np.array([1.0, np.nan]))
+    with pytest.raises(StateError, match="1-D"):
+        exact_pair_correlations(np.eye(2))
+    # Real and complex input give the same numbers (the real path is only faster).
+    psi = exact_ground_state(tfim_couplings("chain:5", h=0.4)).state
+    assert not np.any(psi.imag)
+    a, b = exact_pair_correlations(psi), exact_pair_correlations(psi.real)
+    for name in ("xx", "yy", "zz"):
+        np.testing.assert_array_equal(a[name], b[name])
 
 
 def test_bad_inputs() -> None:

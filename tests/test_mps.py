@@ -11,9 +11,9 @@ import scipy.stats
 
 from shadowlab.acquire.ground_states import (
     exact_ground_state,
+    exact_pair_correlations,
     hamiltonian_matrix,
     heisenberg_couplings,
-    pair_correlations,
     single_site_expectations,
     tfim_couplings,
     xxz_couplings,
@@ -62,7 +62,7 @@ def test_canonical_form_and_state_round_trip() -> None:
 def test_mps_correlations_match_the_state_vector() -> None:
     psi = _random_state(7, 3)
     got = mps_correlations(mps_from_statevector(psi))
-    ref = pair_correlations(psi)
+    ref = exact_pair_correlations(psi)
     for name in ("xx", "yy", "zz"):
         np.testing.assert_allclose(got[name], ref[name], atol=1e-12)
     np.testing.assert_allclose(got["single"], single_site_expectations(psi), atol=1e-12)
@@ -216,7 +216,7 @@ def test_shadow_estimates_of_correlations_within_five_standard_errors(engine: st
     n, shots = 10, 6000
     c = tfim_couplings(f"chain:{n}", h=0.9)
     mps = dmrg_ground_state(c, max_bond=32, engine=engine)
-    exact = pair_correlations(exact_ground_state(c).state)  # exact diagonalization, not the MPS
+    exact = exact_pair_correlations(exact_ground_state(c).state)  # exact diagonalization, not the MPS
     rng = np.random.default_rng(2024)
     data = sample_mps(mps.arrays, rng.integers(0, 3, (shots, n)), rng, canonical=True)
     signs = 1.0 - 2.0 * data.outcomes

@@ -139,3 +139,113 @@ def test_bad_inputs():
         shadow_kernel_matrix(good)  # type: ignore[arg-type]
     with pytest.raises(ShadowlabError, match="not a ShadowData"):
         shadow_kernel_matrix([good, np.zeros((2, 4))])  # type: ignore[list-item]
+
+
+def _decimal_kernel(datasets, gamma):
+    """The inner kernel matrix in 60-digit decimal arithmetic, from exact pair counts of d = a - b."""
+    from decimal import Decimal, localcontext
+
+    n = datasets[0].n_qubits
+    vecs = []
+    for d in datasets:
+        v = np.zeros((d.n_snapshots, n, 3), np.int64)
+        sign = 1 - 2 * d.outcomes.astype(np.int64)
+        v[np.arange(d.n_snapshots)[:, None], np.arange(n)[None, :], d.bases.astype(np.int64)] = sign
+        vecs.append(v.reshape(d.n_snapshots, 3 * n))
+    with localcontext() as ctx:
+        ctx.prec = 60
+        g = Decimal(gamma)
+        weight = [(g * (Decimal(1) / 2 + Decimal(9) * dd / (2 * n))).exp() for dd in range(-n, n + 1)]
+        k = [[None] * len(datasets) for _ in datasets]
+        for i in range(len(datasets)):
+            for j in range(len(datasets)):
+                counts = np.bincount((vecs[i] @ vecs[j].T).ravel() + n, minlength=2 * n + 1)
+                total = sum((int(c) * w for c, w in zip(counts, weight, strict=True)), Decimal(0))
+                k[i][j] = total / (vecs[i].shape[0] * vecs[j].shape[0])
+    return k
+
+
+def test_gamma_140_with_2000_snapshots_is_finite_and_exact():
+    # Regression: the sum over T^2 = 4e6 pairs of weights up to exp(700) overflowed float64, so
+    # the inner kernel was inf and the normalized kernels NaN off the diagonal.
+    from decimal import Decimal, localcontext
+
+    # 3 qubits: a pair has d = n (weight exp(700)) with probability 1/27, and 2000^2 pairs overflowed.
+    rng = np.random.default_rng(11)
+    data = [_random_data(rng, 2000, 3) for _ in range(3)]
+    ref = _decimal_kernel(data, 140.0)
+    with localcontext() as ctx:
+        ctx.prec = 60
+        inner = shadow_kernel_matrix(data, gamma=140.0)
+        assert np.isfinite(inner).all()
+        for i in range(3):
+            for j in range(3):
+                assert inner[i, j] == pytest.approx(float(ref[i][j]), rel=1e-12)
+        norm = shadow_kernel_matrix(data, gamma=140.0, normalize=True)
+        assert np.isfinite(norm).all()
+        for i in range(3):
+            for j in range(3):
+                assert norm[i, j] == pytest.approx(float(ref[i][j] / (ref[i][i] * ref[j][j]).sqrt()), rel=1e-12)
+        # tau on the scale of the feature distances (~exp(-690)), so the Gaussian is not just 0 or 1.
+        tau = float(2 / (ref[0][0] + ref[1][1] - 2 * ref[0][1]))
+        gauss = shadow_kernel_matrix(data, gamma=140.0, tau=tau, normalize=True)
+        assert np.isfinite(gauss).all()
+        for i in range(3):
+            for j in range(3):
+                want = (-Decimal(tau) / 2 * (ref[i][i] + ref[j][j] - 2 * ref[i][j])).exp()
+                assert gauss[i, j] == pytest.approx(float(want), rel=1e-12)
+        assert 0.05 < gauss[0, 1] < 0.9
+        # At an ordinary tau the phases-study form is finite (all off-diagonal entries underflow to 0).
+        assert np.array_equal(shadow_kernel_matrix(data, gamma=140.0, tau=30.0, normalize=True), np.eye(3))
+    # The unbiased diagonal need not give a PSD kernel: finite, or a clear error, never NaN/inf.
+    try:
+        out = shadow_kernel_matrix(data, gamma=140.0, tau=tau, normalize=True, self_pairs=False)
+    except ShadowlabError as exc:
+        assert "self_pairs" in str(exc)
+    else:
+        assert np.isfinite(out).all()
+    assert np.isfinite(shadow_kernel_matrix(data, gamma=140.0, normalize=True, self_pairs=False)).all()
+    assert shadow_kernel(data[0], data[1], gamma=140.0) == pytest.approx(float(ref[0][1]), rel=1e-12)
+
+
+def test_log_kernel_and_overflow_errors():
+    from shadowlab.learn.shadow_kernel import _exp_inner, log_shadow_kernel_matrix
+
+    rng = np.random.default_rng(12)
+    data = [_random_data(rng, 50, 8) for _ in range(3)]
+    log_k = log_shadow_kernel_matrix(data, gamma=0.9, self_pairs=False)
+    inner = shadow_kernel_matrix(data, gamma=0.9, self_pairs=False)
+    assert np.allclose(np.exp(log_k), inner, rtol=1e-13)
+    assert np.allclose(outer_kernel(log_k, 3.0, normalize=True, log=True), outer_kernel(inner, 3.0, normalize=True),
+                       rtol=1e-12)
+    assert np.allclose(normalize_kernel(log_k, log=True), normalize_kernel(inner), rtol=1e-13)
+    assert np.allclose(outer_kernel(log_k, 3.0, log=True), outer_kernel(inner, 3.0), rtol=1e-13)
+    with pytest.raises(ShadowlabError, match=r"gamma <= 104\.9 works"):  # 111 * 709 / 750
+        _exp_inner(np.array([[750.0]]), 111.0)
+    with pytest.raises(ShadowlabError, match="overflows"):
+        outer_kernel(np.array([[700.0]]), 1.0, log=True)
+    with pytest.raises(ShadowlabError, match="non-finite"):
+        outer_kernel(np.array([[np.inf, 1.0], [1.0, 1.0]]), 1.0, normalize=True)
+    with pytest.raises(ShadowlabError, match="self_pairs"):  # k_01 far above the diagonal: not a Gram matrix
+        outer_kernel(np.array([[0.0, 500.0], [500.0, 0.0]]), 1.0, normalize=True, log=True)
+
+
+@pytest.mark.parametrize("scheme", [
+    {"kind": "derandomized"},
+    {"kind": "custom"},
+    {"kind": "biased", "probabilities": [[0.5, 0.25, 0.25]] * 4},
+])
+def test_non_uniform_schemes_refused(scheme):
+    rng = np.random.default_rng(13)
+    good = _random_data(rng, 5, 4)
+    bad = ShadowData(good.bases, good.outcomes, metadata={"scheme": scheme})
+    with pytest.raises(ShadowlabError, match=r"data set 1: the shadow kernel needs uniformly random local Pauli"):
+        shadow_kernel_matrix([good, bad])
+    with pytest.raises(ShadowlabError, match="uniformly random"):
+        shadow_kernel(bad, good)
+    fam = ShadowFamily.from_datasets([good, good], np.arange(2.0), metadata={"scheme": scheme})
+    with pytest.raises(ShadowlabError, match="uniformly random"):
+        shadow_kernel_matrix(fam)
+    uniform = ShadowData(good.bases, good.outcomes,
+                         metadata={"scheme": {"kind": "uniform", "probabilities": [[1 / 3] * 3] * 4}})
+    assert np.array_equal(shadow_kernel_matrix([good, uniform]), shadow_kernel_matrix([good, good]))

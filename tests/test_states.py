@@ -28,7 +28,7 @@ from shadowlab.acquire.states import (
     w_state,
 )
 from shadowlab.errors import ShadowlabError
-from shadowlab.paulis import PauliSum
+from shadowlab.paulis import PauliString, PauliSum
 
 PAULI = {
     "I": np.eye(2),
@@ -157,6 +157,38 @@ def test_degenerate_ground_space_warns() -> None:
     with pytest.warns(UserWarning, match="degenerate"):
         energy, _ = ground_state(tfim_hamiltonian(4, h=0.0))
     assert energy == pytest.approx(-3.0)
+
+
+def test_degeneracy_tolerance_is_a_parameter() -> None:
+    # tfim h = 0.05 on 4 qubits: E1 - E0 ~ 1e-5 (tunnelling between |0000> and |1111>).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ground_state(tfim_hamiltonian(4, h=0.05))  # the default 1e-9 does not warn
+    with pytest.warns(UserWarning, match="degenerate"):
+        ground_state(tfim_hamiltonian(4, h=0.05), degeneracy_tol=1e-3)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5, 9])
+def test_one_solver_for_both_ground_state_apis(n: int) -> None:
+    from shadowlab.acquire.ground_states import exact_ground_state, hamiltonian_paulis, tfim_couplings
+
+    couplings = tfim_couplings(f"chain:{n}", h=0.7)
+    gs = exact_ground_state(couplings)
+    energy, psi = ground_state(hamiltonian_paulis(couplings))
+    assert energy == pytest.approx(gs.energy, abs=1e-10)
+    np.testing.assert_allclose(psi, gs.state, atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
+@pytest.mark.parametrize("periodic", [False, True])
+def test_heisenberg_hamiltonian_terms(n: int, periodic: bool) -> None:
+    # Built from heisenberg_couplings now: the same terms in the same order as the chain definition.
+    bonds = [(i, i + 1) for i in range(n - 1)] + ([(0, n - 1)] if periodic and n > 2 else [])
+    h = heisenberg_hamiltonian(n, periodic=periodic)
+    assert h.n_qubits == n
+    assert list(h.terms) == [PauliString((i, j), (c, c)) for i, j in bonds for c in (0, 1, 2)]
+    np.testing.assert_array_equal(h.coeffs, np.ones(3 * len(bonds)))
+    assert h.coeffs.dtype == np.float64
 
 
 @pytest.mark.parametrize(

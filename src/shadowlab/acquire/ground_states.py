@@ -46,17 +46,15 @@ bit** of the basis-state index.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.linalg
 
-from shadowlab.acquire.states import fix_global_phase, sparse_pauli_sum_matrix
+from shadowlab.acquire.states import lowest_two_eigenpairs, single_threaded_blas, sparse_pauli_sum_matrix
+from shadowlab.acquire.statevector import validate_statevector
 from shadowlab.errors import ShadowlabError
 from shadowlab.paulis import PauliString, PauliSum
 
@@ -74,10 +72,10 @@ __all__ = [
     "couplings_from_parameters",
     "default_uniform_parameters",
     "exact_ground_state",
+    "exact_pair_correlations",
     "hamiltonian_matrix",
     "hamiltonian_paulis",
     "heisenberg_couplings",
-    "pair_correlations",
     "parameter_names",
     "parse_lattice",
     "single_site_expectations",
@@ -102,10 +100,6 @@ MAX_EXACT_QUBITS = 20
 #: the (quasi-)degenerate space.
 DEGENERACY_TOL = 1e-8
 
-# Up to this size the Hamiltonian is diagonalized densely: ARPACK needs k < dim - 1 and is no
-# faster on tiny matrices.
-_DENSE_MAX_QUBITS = 8
-
 # Relative accuracy asked of ARPACK: ~20% fewer iterations than machine precision (tol=0) on
 # critical chains, and still far below DEGENERACY_TOL and the 1e-8 energy checks.
 _EIGSH_TOL = 1e-12
@@ -115,26 +109,6 @@ _DEFAULTS: dict[str, dict[str, float]] = {
     "xxz": {"J1": 1.0, "J2": 1.0, "Delta": 1.0},
     "heisenberg": {"J": 1.0},
 }
-
-
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS/LAPACK to one thread inside the block (when threadpoolctl is installed).
-
-    The work here is memory-bound vector operations (Lanczos on 2^n vectors, ``(2^16, n)``
-    matrix products) and many small matrix products, SVDs and eigensolves (MPS, ``D <= ~100``).
-    With OpenBLAS's default threading these ran 5-100x slower than single-threaded in our
-    timings on a loaded 2-core machine (a 100-site DMRG: 60 s instead of 5 s; a 16-qubit
-    Lanczos: 3 s instead of 0.4 s; 16-qubit correlations: 1.7 s instead of 0.013 s), the
-    threads' synchronization costing more than the arithmetic.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only a speed-up
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 # ----------------------------------------------------------------------------- lattices
@@ -451,73 +425,53 @@ class GroundState:
     couplings: Couplings
 
     def correlations(self) -> dict[str, np.ndarray]:
-        """``{"xx", "yy", "zz"}``: the ``(n, n)`` matrices of :func:`pair_correlations`."""
-        return pair_correlations(self.state)
-
-
-def _start_vector(dim: int) -> np.ndarray:
-    # Deterministic and free of symmetries (a Weyl sequence): a uniform vector would be
-    # orthogonal to ground states in other symmetry sectors (e.g. the Heisenberg singlet), a
-    # random one would make the result depend on hidden global state.
-    golden = (np.sqrt(5.0) - 1.0) / 2.0
-    return 1.0 + ((np.arange(dim) * golden) % 1.0 - 0.5)
+        """``{"xx", "yy", "zz"}``: the ``(n, n)`` matrices of :func:`exact_pair_correlations`."""
+        return exact_pair_correlations(self.state)
 
 
 def exact_ground_state(couplings: Couplings, *, degeneracy_tol: float = DEGENERACY_TOL) -> GroundState:
     """Ground state of a lattice Hamiltonian by exact diagonalization.
 
-    Up to 8 qubits densely (``numpy.linalg.eigh``); above, ``scipy.sparse.linalg.eigsh`` with
-    ``which="SA"`` for the two lowest eigenpairs (the second only to measure the gap) from a
-    deterministic start vector, so the result is reproducible.
+    The solver is :func:`shadowlab.acquire.states.lowest_two_eigenpairs` (shared with
+    :func:`shadowlab.acquire.states.ground_state`): up to 8 qubits densely
+    (``numpy.linalg.eigh``); above, ``scipy.sparse.linalg.eigsh`` with ``which="SA"`` for the
+    two lowest eigenpairs (the second only to measure the gap) from a deterministic start
+    vector, so the result is reproducible. ``degeneracy_tol`` sets :attr:`GroundState.degenerate`.
 
     Raises
     ------
     ShadowlabError
         Above :data:`MAX_EXACT_QUBITS` qubits (use DMRG).
     """
-    n = couplings.n_qubits
-    _check_exact_size(n)
-    h = hamiltonian_matrix(couplings)
-    with single_threaded_blas():
-        if n <= _DENSE_MAX_QUBITS:
-            evals, evecs = np.linalg.eigh(h.toarray())
-            vec = evecs[:, 0]
-        else:
-            dim = h.shape[0]
-            # A Krylov space of 32 vectors instead of ARPACK's default 20 costs a little memory
-            # and needs fewer restarts on near-degenerate spectra (ordered phases).
-            ncv = min(dim - 1, 32)
-            evals, evecs = scipy.sparse.linalg.eigsh(h, k=2, which="SA", v0=_start_vector(dim).astype(h.dtype),
-                                                    ncv=ncv, tol=_EIGSH_TOL)
-            order = np.argsort(evals)
-            evals, vec = evals[order], evecs[:, order[0]]
-    e0, e1 = float(evals[0]), float(evals[1])
+    e0, e1, vec = lowest_two_eigenpairs(hamiltonian_matrix(couplings), eigsh_tol=_EIGSH_TOL)
     gap = max(e1 - e0, 0.0)
-    vec = np.asarray(vec, dtype=np.complex128)
-    vec /= np.linalg.norm(vec)
-    return GroundState(e0, fix_global_phase(vec), gap, bool(gap <= degeneracy_tol * max(1.0, abs(e0))), couplings)
+    return GroundState(e0, vec, gap, bool(gap <= degeneracy_tol * max(1.0, abs(e0))), couplings)
 
 
 # ----------------------------------------------------------------------------- exact properties
 
 
 def _as_state(state: Any) -> tuple[np.ndarray, int]:
-    psi = np.asarray(state)
-    if psi.ndim != 1 or psi.size < 2 or psi.size & (psi.size - 1):
-        raise ShadowlabError(f"a state vector must have 2**n amplitudes (n >= 1), got shape {psi.shape}")
+    """A validated state vector (:func:`~shadowlab.acquire.statevector.validate_statevector`:
+    ``2**n`` finite amplitudes, normalized), real if every amplitude is."""
+    psi, n = validate_statevector(state)
     # Real Hamiltonians have real ground states: real arithmetic halves the work.
-    if np.iscomplexobj(psi) and not np.any(psi.imag):
-        psi = psi.real
-    return np.ascontiguousarray(psi), psi.size.bit_length() - 1
+    if not np.any(psi.imag):
+        psi = np.ascontiguousarray(psi.real)
+    return psi, n
 
 
-def pair_correlations(state: Any, *, chunk: int = 1 << 16) -> dict[str, np.ndarray]:
+def exact_pair_correlations(state: Any, *, chunk: int = 1 << 16) -> dict[str, np.ndarray]:
     """Exact two-point functions ``<X_i X_j>``, ``<Y_i Y_j>``, ``<Z_i Z_j>`` of a state vector.
+
+    (Exact, from the amplitudes; for estimates from shadow data see
+    :func:`shadowlab.estimate.correlations.pair_correlations`.)
 
     Parameters
     ----------
     state:
-        Normalized ``(2**n,)`` state vector, qubit 0 = most significant bit.
+        Normalized ``(2**n,)`` state vector, qubit 0 = most significant bit (checked: a
+        :class:`~shadowlab.errors.StateError` otherwise).
     chunk:
         Basis states per block of the ``ZZ`` matrix product (bounds temporary memory).
 

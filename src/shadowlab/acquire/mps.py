@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from shadowlab.acquire.ground_states import MAX_EXACT_QUBITS, Couplings, single_threaded_blas
+from shadowlab.acquire.statevector import _ROTATION
 from shadowlab.data.dataset import ShadowData
 from shadowlab.errors import ShadowlabError
 
@@ -77,17 +78,8 @@ DMRG_ENGINES = ("quimb", "numpy")
 # Relative tolerance of quimb's local (two-site) eigensolver during the warm-up passes.
 _QUIMB_LOCAL_EIG_TOL = 1e-6
 
-_S = np.sqrt(0.5)
-# Row o of _ROTATION[b] is the conjugated eigenvector of outcome o of basis b: the amplitude of
-# outcome o is _ROTATION[b, o, 0] x_0 + _ROTATION[b, o, 1] x_1 (as in the state-vector sampler).
-_ROTATION = np.array(
-    [
-        [[_S, _S], [_S, -_S]],  # X: <+|, <-|
-        [[_S, -1j * _S], [_S, 1j * _S]],  # Y: <+i|, <-i|
-        [[1.0, 0.0], [0.0, 1.0]],  # Z: <0|, <1|
-    ],
-    dtype=np.complex128,
-)
+# _ROTATION (the state-vector sampler's): row o of _ROTATION[b] is the conjugated eigenvector of
+# outcome o of basis b, so the amplitude of outcome o is _ROTATION[b, o, 0] x_0 + _ROTATION[b, o, 1] x_1.
 _PAULI = np.array([[[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]], dtype=np.complex128)
 
 

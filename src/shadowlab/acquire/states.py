@@ -11,8 +11,9 @@ that results are reproducible (see :func:`fix_global_phase`).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,9 @@ __all__ = [
     "haar_random_state",
     "heisenberg_ground_state",
     "heisenberg_hamiltonian",
+    "lowest_two_eigenpairs",
     "product_state",
+    "single_threaded_blas",
     "sparse_pauli_sum_matrix",
     "tfim_ground_state",
     "tfim_hamiltonian",
@@ -45,8 +48,32 @@ __all__ = [
 MAX_QUBITS = 30
 
 # Up to this many qubits the Hamiltonian is diagonalized densely: exact, all eigenvalues at
-# once, and ARPACK is unreliable on tiny matrices anyway.
+# once, and ARPACK is unreliable on tiny matrices anyway (it needs k < dim - 1).
 _DENSE_MAX_QUBITS = 8
+
+#: Relative gap ``(E1 - E0) / max(1, |E0|)`` at or below which :func:`ground_state` warns that
+#: the ground space is degenerate.
+GROUND_STATE_DEGENERACY_TOL = 1e-9
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Limit BLAS/LAPACK to one thread inside the block (when threadpoolctl is installed).
+
+    The work here is memory-bound vector operations (Lanczos on 2^n vectors, ``(2^16, n)``
+    matrix products) and many small matrix products, SVDs and eigensolves (MPS, ``D <= ~100``).
+    With OpenBLAS's default threading these ran 5-100x slower than single-threaded in our
+    timings on a loaded 2-core machine (a 100-site DMRG: 60 s instead of 5 s; a 16-qubit
+    Lanczos: 3 s instead of 0.4 s; 16-qubit correlations: 1.7 s instead of 0.013 s), the
+    threads' synchronization costing more than the arithmetic.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only a speed-up
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 _S = np.sqrt(0.5)
 #: Single-qubit states of :func:`product_state`, by letter.
@@ -212,12 +239,56 @@ def sparse_pauli_sum_matrix(paulis: PauliSum) -> scipy.sparse.csr_array:
     return mat
 
 
-def ground_state(paulis: PauliSum) -> tuple[float, np.ndarray]:
+def lowest_two_eigenpairs(matrix: scipy.sparse.sparray | np.ndarray, *,
+                          eigsh_tol: float = 0.0) -> tuple[float, float, np.ndarray]:
+    """The two lowest eigenvalues ``E0 <= E1`` of a Hermitian ``(2**n, 2**n)`` matrix and a
+    normalized ground vector: the one exact-diagonalization solver of the package.
+
+    Up to 8 qubits the matrix is diagonalized densely (``numpy.linalg.eigh``); above,
+    ``scipy.sparse.linalg.eigsh`` (Lanczos, ``which="SA"``, two eigenpairs: the second only to
+    measure the gap) is run from a fixed, deterministic start vector, so results are
+    reproducible. BLAS runs single-threaded (:func:`single_threaded_blas`). The vector is
+    complex128 with its global phase fixed by :func:`fix_global_phase`.
+
+    Parameters
+    ----------
+    matrix:
+        Sparse (or dense) Hermitian matrix, qubit 0 = most significant bit.
+    eigsh_tol:
+        Relative accuracy asked of ARPACK (``0`` = machine precision).
+    """
+    dim = matrix.shape[0]
+    n_qubits = dim.bit_length() - 1
+    with single_threaded_blas():
+        if n_qubits <= _DENSE_MAX_QUBITS:
+            dense = matrix.toarray() if scipy.sparse.issparse(matrix) else np.asarray(matrix)
+            evals, evecs = np.linalg.eigh(dense)
+            vec = evecs[:, 0]
+        else:
+            # A deterministic, symmetry-free start vector (a Weyl sequence): a uniform one such as
+            # all-ones would be orthogonal to ground states in other symmetry sectors (e.g. the
+            # Heisenberg singlet), and a random one would make results depend on hidden state.
+            golden = (np.sqrt(5.0) - 1.0) / 2.0
+            v0 = 1.0 + ((np.arange(dim) * golden) % 1.0 - 0.5)
+            # A Krylov space of 32 vectors (ARPACK's default is 20) needed ~25% fewer matrix-vector
+            # products on 20-qubit chains in our timings, and fewer restarts on near-degenerate
+            # spectra (ordered phases); above 20 qubits memory matters more.
+            ncv = min(dim - 1, 32 if n_qubits <= 20 else 20)
+            evals, evecs = scipy.sparse.linalg.eigsh(matrix, k=2, which="SA", v0=v0.astype(matrix.dtype), ncv=ncv,
+                                                    tol=eigsh_tol)
+            order = np.argsort(evals)
+            evals, vec = evals[order], evecs[:, order[0]]
+    vec = np.asarray(vec, dtype=np.complex128)
+    vec /= np.linalg.norm(vec)
+    return float(evals[0]), float(evals[1]), fix_global_phase(vec)
+
+
+def ground_state(paulis: PauliSum, *,
+                 degeneracy_tol: float = GROUND_STATE_DEGENERACY_TOL) -> tuple[float, np.ndarray]:
     """Lowest eigenvalue and a normalized eigenvector of a Pauli-sum Hamiltonian.
 
-    Up to 8 qubits the matrix is diagonalized densely; above, ``scipy.sparse.linalg.eigsh``
-    (Lanczos, two lowest eigenpairs) is run from a fixed, deterministic start vector. The
-    global phase is fixed with :func:`fix_global_phase`.
+    Solved by :func:`lowest_two_eigenpairs` (dense up to 8 qubits, else Lanczos from a fixed,
+    deterministic start vector; global phase fixed with :func:`fix_global_phase`).
 
     Returns
     -------
@@ -227,38 +298,19 @@ def ground_state(paulis: PauliSum) -> tuple[float, np.ndarray]:
     Warns
     -----
     UserWarning
-        If the two lowest eigenvalues agree to ``1e-9 * max(1, |E0|)``: the ground space is
-        degenerate and the returned vector is one (solver-dependent) vector in it.
+        If the two lowest eigenvalues agree to ``degeneracy_tol * max(1, |E0|)`` (default
+        ``1e-9``): the ground space is degenerate and the returned vector is one
+        (solver-dependent) vector in it.
     """
-    h = sparse_pauli_sum_matrix(paulis)
-    dim = h.shape[0]
-    if paulis.n_qubits <= _DENSE_MAX_QUBITS:
-        evals, evecs = np.linalg.eigh(h.toarray())
-        vec = evecs[:, 0]
-    else:
-        # A deterministic, symmetry-free start vector (a Weyl sequence): a uniform one such as
-        # all-ones would be orthogonal to ground states in other symmetry sectors (e.g. the
-        # Heisenberg singlet), and a random one would make results depend on hidden state.
-        golden = (np.sqrt(5.0) - 1.0) / 2.0
-        v0 = 1.0 + ((np.arange(dim) * golden) % 1.0 - 0.5)
-        # Two eigenpairs: the second is only there to detect a degenerate ground space. A
-        # Krylov space of 32 vectors (ARPACK's default is 20) needed ~25% fewer matrix-vector
-        # products on 20-qubit chains in our timings; above 20 qubits memory matters more.
-        ncv = min(dim - 1, 32 if paulis.n_qubits <= 20 else 20)
-        evals, evecs = scipy.sparse.linalg.eigsh(h, k=2, which="SA", v0=v0.astype(h.dtype), ncv=ncv)
-        order = np.argsort(evals)
-        evals, vec = evals[order], evecs[:, order[0]]
-    e0 = float(evals[0])
-    if evals.size > 1 and abs(float(evals[1]) - e0) <= 1e-9 * max(1.0, abs(e0)):
+    e0, e1, vec = lowest_two_eigenpairs(sparse_pauli_sum_matrix(paulis))
+    if abs(e1 - e0) <= degeneracy_tol * max(1.0, abs(e0)):
         warnings.warn(
-            f"the ground space is degenerate (E0 = {e0:.12g}, E1 = {float(evals[1]):.12g}); "
+            f"the ground space is degenerate (E0 = {e0:.12g}, E1 = {e1:.12g}); "
             "the returned state is one vector in it",
             UserWarning,
             stacklevel=2,
         )
-    vec = np.asarray(vec, dtype=np.complex128)
-    vec /= np.linalg.norm(vec)
-    return e0, fix_global_phase(vec)
+    return e0, vec
 
 
 def _chain_bonds(n: int, periodic: bool) -> list[tuple[int, int]]:
@@ -282,10 +334,16 @@ def tfim_hamiltonian(n: int, J: float = 1.0, h: float = 1.0, periodic: bool = Fa
 
 
 def heisenberg_hamiltonian(n: int, periodic: bool = False) -> PauliSum:
-    """Antiferromagnetic XXX chain ``H = sum_i X_i X_{i+1} + Y_i Y_{i+1} + Z_i Z_{i+1}``, ``n >= 2``."""
+    """Antiferromagnetic XXX chain ``H = sum_i X_i X_{i+1} + Y_i Y_{i+1} + Z_i Z_{i+1}``, ``n >= 2``.
+
+    The uniform ``J = 1`` case of :func:`shadowlab.acquire.ground_states.heisenberg_couplings`
+    on ``chain:n`` (``ring:n`` when periodic and ``n > 2``): bonds in chain order, then the
+    wrap-around bond ``(0, n-1)``; per bond the terms XX, YY, ZZ.
+    """
+    from shadowlab.acquire.ground_states import hamiltonian_paulis, heisenberg_couplings
+
     n = _check_n(n, "heisenberg", minimum=2)
-    terms = [PauliString((i, j), (c, c)) for i, j in _chain_bonds(n, periodic) for c in (0, 1, 2)]
-    return PauliSum(n, tuple(terms), np.ones(len(terms)))
+    return hamiltonian_paulis(heisenberg_couplings(f"{'ring' if periodic and n > 2 else 'chain'}:{n}", 1.0))
 
 
 def tfim_ground_state(n: int, J: float = 1.0, h: float = 1.0, periodic: bool = False) -> np.ndarray:

@@ -35,7 +35,7 @@ from shadowlab.acquire.ground_states import (
     couplings_from_parameters,
     default_uniform_parameters,
     exact_ground_state,
-    pair_correlations,
+    exact_pair_correlations,
     parameter_names,
     parse_lattice,
     single_threaded_blas,
@@ -233,7 +233,7 @@ def generate_instance(
         gs = exact_ground_state(couplings)
         with single_threaded_blas():  # see its docstring: BLAS threads only slow these vector operations
             data = sample_statevector(gs.state, settings, 1, rng)
-        corr = pair_correlations(gs.state)
+        corr = exact_pair_correlations(gs.state)
         energy = gs.energy
         info: dict[str, Any] = {"gap": gs.gap, "degenerate": gs.degenerate}
     else:

@@ -37,10 +37,24 @@ the exponential weights are applied to those ``2 n + 1`` counts afterwards. Meas
 the Gram matrix of 20 data sets x 500 snapshots of 200 qubits (52.5 million snapshot pairs) in
 0.4 to 0.7 s; 50 x 1,000 snapshots of 200 qubits (1.3 billion pairs) in 16 s.
 
-Numerical range: the exponent lies in ``[-4 gamma, 5 gamma]``, so every weight is a finite
-float64 for ``gamma <= 140`` (``exp(709)`` is the largest); larger ``gamma`` is refused. The
-outer map overflows when ``tau * k > 709`` (``k <= exp(5 gamma)``); that is refused too, except
-with ``normalize=True``, which never overflows.
+Numerical range: the exponent lies in ``[-4 gamma, 5 gamma]``, so the kernel itself (a mean
+of the weights) is at most ``exp(5 gamma)``, finite for ``gamma <= 140`` (``exp(709)`` is the
+largest float64); larger ``gamma`` is refused. The *sums* of weights are not: with ``T = 2000``
+snapshots and ``gamma = 140`` the ``T^2`` terms of ``exp(700)`` overflow. The weights are
+therefore applied in a shifted scale: each task's pair counts are weighted relative to its
+largest ``d`` (``exp(gamma 9 (d - d_max) / (2 n)) <= 1``), each entry of the matrix carries its
+own shift ``d_ref`` (an integer, rescaled exactly as tasks arrive), and the result is the
+log-kernel ``log k = gamma (1/2 + 9 d_ref / (2 n)) + log(mean of shifted weights)``
+(:func:`log_shadow_kernel_matrix`). The normalized forms are computed from it entirely in that
+domain (``exp(log k_ij - (log k_ii + log k_jj) / 2)``; the outer one as
+``exp(-tau/2 e^R (m_ii + m_jj - 2 m_ij))`` with ``m = exp(log k - R)``, ``R = max log k``), so
+they never overflow and never give NaN. The plain kernels are ``exp`` of it; should that not be
+finite, a :class:`~shadowlab.errors.ShadowlabError` names a ``gamma`` that works, and the
+unnormalized outer map is refused when ``tau * k > 709``. No function here returns inf or NaN.
+
+Data: the traces above are those of the uniformly-random local-Pauli inverse ``3 |s><s| - I``;
+data sets whose recorded scheme is biased or deterministic (derandomized, custom) are refused
+(:func:`shadowlab.estimate.entropy.require_uniform_scheme`).
 """
 
 from __future__ import annotations
@@ -55,11 +69,21 @@ from shadowlab import kernels
 from shadowlab.data.dataset import ShadowData
 from shadowlab.data.family import ShadowFamily
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError
+from shadowlab.estimate.entropy import require_uniform_scheme
 
-__all__ = ["MAX_GAMMA", "normalize_kernel", "outer_kernel", "shadow_kernel", "shadow_kernel_matrix"]
+__all__ = [
+    "MAX_GAMMA",
+    "log_shadow_kernel_matrix",
+    "normalize_kernel",
+    "outer_kernel",
+    "shadow_kernel",
+    "shadow_kernel_matrix",
+]
 
 # exp(5 * gamma) must stay below the float64 limit exp(709.78).
 MAX_GAMMA = 140.0
+# log of the largest finite float64, a little below log(1.797e308) = 709.78.
+_LOG_MAX = 709.0
 # Rows of a task: 64 snapshots of one data set against every snapshot of another, so a task is
 # long enough to amortize the loop set-up and there are enough tasks to balance the threads.
 _TASK_ROWS = 64
@@ -79,8 +103,8 @@ def shadow_kernel(a: ShadowData, b: ShadowData, *, gamma: float = 1.0) -> float:
     QubitCountMismatchError
         If the data sets have different qubit counts.
     ShadowlabError
-        On a data set without snapshots or a ``gamma`` that is not finite, not positive or above
-        :data:`MAX_GAMMA`.
+        On a data set without snapshots or not measured in uniformly random local Pauli bases, or
+        a ``gamma`` that is not finite, not positive or above :data:`MAX_GAMMA`.
 
     Examples
     --------
@@ -93,7 +117,8 @@ def shadow_kernel(a: ShadowData, b: ShadowData, *, gamma: float = 1.0) -> float:
     gamma = _check_gamma(gamma)
     bases, outcomes = _collect([a, b], None)
     # Only the pair (0, 1): the two diagonal blocks are not needed.
-    return float(_inner_kernel(bases, outcomes, gamma, True, None, cross_only=True)[0, 1])
+    log_k = _log_inner_kernel(bases, outcomes, gamma, True, None, cross_only=True)
+    return float(_exp_inner(log_k[0:1, 1:2], gamma)[0, 0])
 
 
 def shadow_kernel_matrix(
@@ -141,58 +166,136 @@ def shadow_kernel_matrix(
         offending data set, its count and data set 0's).
     ShadowlabError
         On an empty list, a data set without snapshots (or with fewer than ``n_snapshots``), a
-        bad ``gamma``/``tau``, or an outer kernel that would overflow float64.
+        data set whose recorded measurement scheme is not uniformly random local Pauli (biased,
+        derandomized, custom), a bad ``gamma``/``tau``, or an unnormalized kernel that would
+        overflow float64 (the normalized forms never do).
     """
-    gamma = _check_gamma(gamma)
     if tau is not None:
         tau = _check_positive(tau, "tau")
+    log_k = log_shadow_kernel_matrix(datasets, gamma=gamma, n_snapshots=n_snapshots, self_pairs=self_pairs,
+                                     progress=progress)
+    if tau is None:
+        return normalize_kernel(log_k, log=True) if normalize else _exp_inner(log_k, _check_gamma(gamma))
+    return outer_kernel(log_k, tau, normalize=normalize, log=True)
+
+
+def log_shadow_kernel_matrix(
+    datasets: Sequence[ShadowData] | ShadowFamily,
+    *,
+    gamma: float = 1.0,
+    n_snapshots: int | None = None,
+    self_pairs: bool = True,
+    progress: Callable[[int], object] | None = None,
+) -> np.ndarray:
+    """``log k_gamma`` between every pair of data sets: the inner kernel in the log domain.
+
+    Same arguments and errors as :func:`shadow_kernel_matrix` (without ``tau``/``normalize``).
+    Always finite: the weights are applied in a shifted scale (see the module docs), so this
+    holds for every allowed ``gamma`` and any number of snapshots. Feed it to
+    :func:`outer_kernel` or :func:`normalize_kernel` with ``log=True``.
+    """
+    gamma = _check_gamma(gamma)
     bases, outcomes = _collect(datasets, n_snapshots)
     sizes = np.array([b.shape[0] for b in bases], dtype=np.int64)
     if not self_pairs and sizes.min() < 2:
         i = int(np.argmin(sizes))
         raise ShadowlabError(f"data set {i} has {sizes[i]} snapshot; self_pairs=False needs at least 2 per data set")
-    inner = _inner_kernel(bases, outcomes, gamma, self_pairs, progress)
-    if tau is None:
-        return normalize_kernel(inner) if normalize else inner
-    return outer_kernel(inner, tau, normalize=normalize)
+    return _log_inner_kernel(bases, outcomes, gamma, self_pairs, progress)
 
 
-def outer_kernel(inner: np.ndarray, tau: float, *, normalize: bool = False) -> np.ndarray:
+def outer_kernel(inner: np.ndarray, tau: float, *, normalize: bool = False, log: bool = False) -> np.ndarray:
     """The paper's outer map ``exp(tau * k)`` of an inner kernel matrix.
 
     With ``normalize=True`` returns ``exp(tau k_ij) / sqrt(exp(tau k_ii) exp(tau k_jj))``
     ``= exp(-tau/2 (k_ii + k_jj - 2 k_ij))``, computed in the second form (no overflow).
+    ``log=True``: ``inner`` holds ``log k`` (as from :func:`log_shadow_kernel_matrix`); the
+    normalized form is then evaluated as ``exp(-tau/2 e^R (m_ii + m_jj - 2 m_ij))`` with
+    ``m = exp(log k - R)``, ``R = max log k``, so a kernel beyond float64 is no problem.
 
     Raises
     ------
     ShadowlabError
-        If ``tau`` is not a finite positive number, or (without ``normalize``) if
-        ``tau * max k > 709`` so that the result would overflow float64.
+        If ``tau`` is not a finite positive number, ``inner`` is not finite, (without
+        ``normalize``) if ``tau * max k > 709`` so that the result would overflow float64, or
+        (with ``normalize``) if ``k_ii + k_jj - 2 k_ij`` is so negative (possible with the
+        unbiased diagonal, ``self_pairs=False``) that the result would overflow.
     """
     tau = _check_positive(tau, "tau")
-    inner = np.asarray(inner, dtype=np.float64)
+    inner = _finite_matrix(inner, "the log inner kernel" if log else "the inner kernel")
     if normalize:
-        diag = np.diag(inner)
-        out = np.exp(-0.5 * tau * (diag[:, None] + diag[None, :] - 2.0 * inner))
+        if log:
+            top = float(inner.max()) if inner.size else 0.0
+            m = np.exp(inner - top)
+            diag = np.diag(m)
+            dist = diag[:, None] + diag[None, :] - 2.0 * m
+            with np.errstate(divide="ignore", over="ignore"):
+                # -tau/2 e^top dist, as a sign times an exponential (no inf * 0).
+                x = -np.sign(dist) * np.exp(math.log(0.5 * tau) + top + np.log(np.abs(dist)))
+                out = np.exp(x)
+        else:
+            diag = np.diag(inner)
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = np.exp(-0.5 * tau * (diag[:, None] + diag[None, :] - 2.0 * inner))
         np.fill_diagonal(out, 1.0)
+        if not np.all(np.isfinite(out)):
+            i, j = np.argwhere(~np.isfinite(out))[0]
+            raise ShadowlabError(f"the normalized outer kernel overflows float64 at ({i}, {j}): k_ii + k_jj - 2 k_ij "
+                                 "is negative there (the unbiased diagonal of self_pairs=False need not give a "
+                                 "positive semi-definite kernel); lower tau or use self_pairs=True")
         return out
-    top = tau * float(inner.max())
-    if top > 709.0:
+    log_top = (float(inner.max()) if log else math.log(max(float(inner.max()), np.finfo(float).tiny))) \
+        if inner.size else -math.inf
+    if math.log(tau) + log_top > math.log(_LOG_MAX):
+        top = tau * math.exp(min(log_top, _LOG_MAX)) if log else tau * float(inner.max())
         raise ShadowlabError(f"the outer kernel exp(tau k) overflows float64: tau * max k = {top:.4g} > 709; lower "
                              "tau or gamma, or pass normalize=True")
-    return np.exp(tau * inner)
+    return np.exp(tau * (np.exp(inner) if log else inner))
 
 
-def normalize_kernel(k: np.ndarray) -> np.ndarray:
-    """``K_ij / sqrt(K_ii K_jj)`` (unit diagonal) of a Gram matrix with a positive diagonal."""
-    k = np.asarray(k, dtype=np.float64)
-    diag = np.diag(k)
-    if diag.size and diag.min() <= 0.0:
-        raise ShadowlabError("cannot normalize a Gram matrix whose diagonal is not positive")
-    root = np.sqrt(diag)
-    out = k / root[:, None] / root[None, :]
+def normalize_kernel(k: np.ndarray, *, log: bool = False) -> np.ndarray:
+    """``K_ij / sqrt(K_ii K_jj)`` (unit diagonal) of a Gram matrix with a positive diagonal.
+
+    ``log=True``: ``k`` holds ``log K`` (e.g. from :func:`log_shadow_kernel_matrix`) and the
+    result is ``exp(log K_ij - (log K_ii + log K_jj) / 2)``, finite for any finite input.
+    """
+    k = _finite_matrix(k, "the log Gram matrix" if log else "the Gram matrix")
+    if log:
+        diag = np.diag(k)
+        with np.errstate(over="ignore"):
+            out = np.exp(k - 0.5 * (diag[:, None] + diag[None, :]))
+    else:
+        diag = np.diag(k)
+        if diag.size and diag.min() <= 0.0:
+            raise ShadowlabError("cannot normalize a Gram matrix whose diagonal is not positive")
+        root = np.sqrt(diag)
+        with np.errstate(over="ignore"):
+            out = k / root[:, None] / root[None, :]
     np.fill_diagonal(out, 1.0)
+    if not np.all(np.isfinite(out)):
+        raise ShadowlabError("the normalized Gram matrix overflows float64: an entry exceeds its diagonal by far "
+                             "more than a Gram matrix can (is the input a Gram matrix?)")
     return out
+
+
+def _finite_matrix(k: np.ndarray, what: str) -> np.ndarray:
+    k = np.asarray(k, dtype=np.float64)
+    if k.ndim != 2 or k.shape[0] != k.shape[1]:
+        raise ShadowlabError(f"{what} must be a square matrix, got shape {k.shape}")
+    if not np.all(np.isfinite(k)):
+        raise ShadowlabError(f"{what} has non-finite entries")
+    return k
+
+
+def _exp_inner(log_k: np.ndarray, gamma: float) -> np.ndarray:
+    """``exp(log k)``, refusing (with a ``gamma`` that works) a kernel beyond float64."""
+    top = float(np.nanmax(log_k)) if log_k.size else -math.inf
+    if top > _LOG_MAX:
+        # log k(gamma) / gamma is non-decreasing in gamma (log-mean-exp is convex and 0 at 0),
+        # so at gamma' = gamma * 709 / log k the largest entry is at most exp(709).
+        raise ShadowlabError(f"the inner shadow kernel exceeds float64 (largest entry exp({top:.1f})) at gamma = "
+                             f"{gamma:g}; gamma <= {gamma * _LOG_MAX / top:.4g} works, or use normalize=True or "
+                             "log_shadow_kernel_matrix")
+    return np.exp(log_k)
 
 
 def _check_gamma(gamma: float) -> float:
@@ -234,6 +337,15 @@ def _collect(datasets: Any, n_snapshots: int | None) -> tuple[list[np.ndarray], 
         if b.shape[1] != n:
             raise QubitCountMismatchError(f"data set {k} has {b.shape[1]} qubits, data set 0 has {n}; the shadow "
                                           "kernel compares states of one size")
+    if isinstance(datasets, ShadowFamily):
+        # One metadata record for the whole family: check it once (on instance 0's view).
+        require_uniform_scheme(datasets.instance(0), "the shadow kernel")
+    else:
+        for k, d in enumerate(datasets):
+            try:
+                require_uniform_scheme(d, "the shadow kernel")
+            except ShadowlabError as exc:
+                raise ShadowlabError(f"data set {k}: {exc}") from None
     bases, outcomes = [], []
     for k, (b, o) in enumerate(pairs):
         if b.shape[0] == 0:
@@ -260,18 +372,25 @@ def _tasks(sizes: np.ndarray, cross_only: bool) -> tuple[np.ndarray, ...]:
     return tuple(np.ascontiguousarray(arr[:, c]) for c in range(6))
 
 
-def _inner_kernel(bases: list[np.ndarray], outcomes: list[np.ndarray], gamma: float, self_pairs: bool,
-                  progress: Callable[[int], object] | None, *, cross_only: bool = False) -> np.ndarray:
-    """The ``(D, D)`` inner kernel (with ``cross_only``, the diagonal is left NaN, not computed)."""
+def _log_inner_kernel(bases: list[np.ndarray], outcomes: list[np.ndarray], gamma: float, self_pairs: bool,
+                      progress: Callable[[int], object] | None, *, cross_only: bool = False) -> np.ndarray:
+    """The ``(D, D)`` log inner kernel (with ``cross_only``, the diagonal is left NaN, not computed).
+
+    The weight of ``d = a - b`` is ``exp(gamma / 2 + c d)`` with ``c = 9 gamma / (2 n)``. Entry
+    ``(i, j)`` accumulates ``sum_pairs exp(c (d - ref_ij))`` for an integer shift ``ref_ij``,
+    the largest ``d`` seen so far, so every term is at most 1 and the largest is exactly 1: no
+    overflow, and no underflow of the leading terms, whatever ``gamma`` and the pair count.
+    """
     n = bases[0].shape[1]
+    n_sets = len(bases)
     sizes = np.array([b.shape[0] for b in bases], dtype=np.int64)
     rows = kernels.pack_rows(np.concatenate(bases), np.concatenate(outcomes))
-    # weight[d + n] = exp(gamma / n * (n/2 + 9 d / 2)) for d = a - b in -n..n.
-    d = np.arange(-n, n + 1, dtype=np.float64)
-    weight = np.exp(gamma * (0.5 + 4.5 * d / n))
+    c = 4.5 * gamma / n
+    d_grid = np.arange(-n, n + 1, dtype=np.int64)
     row_lo, row_hi, col_lo, col_hi, ti, tj = _tasks(sizes, cross_only)
     n_tasks = row_lo.shape[0]
-    total = np.zeros((len(sizes), len(sizes)))
+    ref = np.full((n_sets, n_sets), -n - 1, dtype=np.int64)  # below every d: "nothing yet"
+    mant = np.zeros((n_sets, n_sets))
     batch = max(1, min(_BATCH_ENTRIES // (2 * n + 1), -(-n_tasks // 8) if progress is not None else n_tasks))
     hist = np.empty((min(batch, n_tasks), 2 * n + 1), dtype=np.int64)
     done = 0
@@ -280,20 +399,33 @@ def _inner_kernel(bases: list[np.ndarray], outcomes: list[np.ndarray], gamma: fl
         h = hist[: stop - start]
         kernels.shadow_pair_histograms(rows, row_lo[start:stop], row_hi[start:stop], col_lo[start:stop],
                                        col_hi[start:stop], n, h)
-        diag = ti[start:stop] == tj[start:stop]
+        bi, bj = ti[start:stop], tj[start:stop]
+        diag = bi == bj
         if not self_pairs:
             # A snapshot paired with itself has d = n; a diagonal task holds one per row.
             h[diag, 2 * n] -= (row_hi[start:stop] - row_lo[start:stop])[diag]
-        # Exact integer counts times weights: a sum of 2 n + 1 terms per task.
-        np.add.at(total, (ti[start:stop], tj[start:stop]), h @ weight)
+        nonzero = h > 0
+        has = nonzero.any(axis=1)
+        # Largest d with a pair, per task.
+        d_max = n - np.argmax(nonzero[:, ::-1], axis=1)
+        # Exact integer counts times shifted weights <= 1 (exponents clipped at 0 where the
+        # counts are 0 anyway): a sum of 2 n + 1 terms per task, each task's largest term 1.
+        shifted = np.exp(np.minimum(c * (d_grid[None, :] - d_max[:, None]), 0.0))
+        values = np.einsum("td,td->t", h, shifted)
+        bi, bj, d_max, values = bi[has], bj[has], d_max[has], values[has]
+        new_ref = ref.copy()
+        np.maximum.at(new_ref, (bi, bj), d_max)
+        mant *= np.exp(c * (ref - new_ref))  # exact rescaling to the new shift (entries already 0 stay 0)
+        ref = new_ref
+        np.add.at(mant, (bi, bj), values * np.exp(c * (d_max - ref[bi, bj])))
         if progress is not None:
             done += int(((row_hi[start:stop] - row_lo[start:stop]) * (col_hi[start:stop] - col_lo[start:stop])).sum())
             progress(done)
     pairs = sizes[:, None].astype(np.float64) * sizes[None, :]
     if not self_pairs:
         np.fill_diagonal(pairs, sizes * (sizes - 1.0))
-    upper = np.triu(total) / pairs
-    out = upper + np.triu(upper, 1).T
-    if cross_only:
-        np.fill_diagonal(out, np.nan)
+    upper = np.triu_indices(n_sets, 1 if cross_only else 0)
+    out = np.full((n_sets, n_sets), np.nan)
+    out[upper] = 0.5 * gamma + c * ref[upper] + np.log(mant[upper] / pairs[upper])
+    out.T[upper] = out[upper]
     return out
