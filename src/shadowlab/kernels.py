@@ -719,45 +719,15 @@ def bell_swap_odd_counts(planes, qubits, offsets, odd_out):
 # 0 in every plane, so padded qubits never count as "same basis" and add nothing to a or b.
 
 
-@njit(parallel=True, cache=True)
-def _pack_rows(bases, outcomes, rows):
-    n_snap, n_q = bases.shape
-    for s in prange(n_snap):
-        for w in range(rows.shape[2]):
-            lo = w * 64
-            hi = min(lo + 64, n_q)
-            x = np.uint64(0)
-            y = np.uint64(0)
-            z = np.uint64(0)
-            o = np.uint64(0)
-            for q in range(lo, hi):
-                bit = _ONE << np.uint64(q - lo)
-                b = bases[s, q]
-                if b == 0:
-                    x |= bit
-                elif b == 1:
-                    y |= bit
-                else:
-                    z |= bit
-                if outcomes[s, q]:
-                    o |= bit
-            rows[s, 0, w] = x
-            rows[s, 1, w] = y
-            rows[s, 2, w] = z
-            rows[s, 3, w] = o
-
-
 def pack_rows(bases: np.ndarray, outcomes: np.ndarray) -> np.ndarray:
     """Pack ``(S, n)`` uint8 bases and outcomes into snapshot-major ``(S, 4, ceil(n/64))`` uint64 rows.
 
     See the section comment above for the layout. Inputs must already be validated (codes 0..2
-    and 0..1; see :class:`ShadowData`).
+    and 0..1; see :class:`ShadowData`). The rows are :func:`pack` of the transposed data (qubits
+    in the role of snapshots), so one packing kernel serves both layouts.
     """
-    n_snap, n_q = bases.shape
-    rows = np.zeros((n_snap, 4, (n_q + 63) // 64), dtype=np.uint64)
-    if n_snap:
-        _pack_rows(np.ascontiguousarray(bases, dtype=np.uint8), np.ascontiguousarray(outcomes, dtype=np.uint8), rows)
-    return rows
+    planes = pack(np.ascontiguousarray(np.asarray(bases).T), np.ascontiguousarray(np.asarray(outcomes).T))
+    return np.ascontiguousarray(planes.transpose(1, 0, 2))
 
 
 @njit(parallel=True, cache=True)
