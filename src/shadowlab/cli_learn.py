@@ -113,9 +113,10 @@ def fit(
             results.append(evaluate_model(family, kind, targets=targets, test_fraction=test_fraction, seed=seed,
                                           cv=cv, fast=fast, progress=adv, n_jobs=jobs))
     r0 = results[0]
-    table = Table(title=f"{family.metadata.get('lattice', '?')} {family.metadata.get('model', '')}: {target} on "
-                        f"{len(targets.pairs)} pairs, {len(r0.train_index)} training / {len(r0.test_index)} held-out "
-                        f"instances, {targets.n_snapshots} snapshots each")
+    what = f"{target} on {len(targets.pairs)} pairs" if len(targets.pairs) else f"{target} of each instance"
+    table = Table(title=f"{family.metadata.get('lattice', '?')} {family.metadata.get('model', '')}: {what}, "
+                        f"{len(r0.train_index)} training / {len(r0.test_index)} held-out instances, "
+                        f"{targets.n_snapshots} snapshots each")
     for col in ("model", "RMSE vs exact", "RMSE vs held-out labels", "debiased", "fit s"):
         table.add_column(col, justify="right")
     for r in results:
@@ -134,7 +135,6 @@ def fit(
             {**r.summary(), "pairs": r.pairs.tolist(), "test_instances": family.instance_ids[r.test_index].tolist(),
              "rmse_per_pair": None if r.rmse_per_pair is None else r.rmse_per_pair.tolist(),
              "predictions": r.predictions.tolist()} for r in results]}, force)
-
 
 
 @learn_app.command("tfim-scan")
