@@ -327,7 +327,7 @@ def test_cli_learn_bad_input(tmp_path: Path) -> None:
     res = runner.invoke(app, ["learn", "fit", str(HEISENBERG), "--rows", "4", "--target", "spin", *outputs])
     assert res.exit_code == 1 and "unknown target 'spin'" in res.output
     res = runner.invoke(app, ["learn", "fit", str(HEISENBERG), "--rows", "4", "-n", "2000", *outputs])
-    assert res.exit_code == 1 and "1..1000" in res.output
+    assert res.exit_code == 1 and "--snapshots must be in 1..1000" in res.output
     # An unwritable figure format is refused before any work, so no JSON is left behind either.
     res = runner.invoke(app, ["learn", "fit", str(HEISENBERG), "--rows", "4", "--json", str(tmp_path / "r.json"),
                               "--plot", str(tmp_path / "m.xyz")])

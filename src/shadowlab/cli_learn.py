@@ -104,6 +104,9 @@ def fit(
     kinds = _model_list(models)
     _check_outputs(json_out, force=force, figures=(plot,))
     family = _load_family(family_path, rows)
+    if snapshots is not None and not 1 <= snapshots <= family.n_snapshots:
+        raise ShadowlabError(f"--snapshots must be in 1..{family.n_snapshots} (the family's snapshots per instance), "
+                             f"got {snapshots}")
     with _progress(family.n_instances, "shadow labels", quiet=quiet) as advance:
         targets = pair_targets(family, target=target, n_snapshots=snapshots, pairs=pairs, progress=advance)
     results = []

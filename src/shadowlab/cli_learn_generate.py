@@ -65,6 +65,8 @@ def generate(
         raise ShadowlabError("give --grid (e.g. 'h=0.2:2.0:10') or --random N (one of them)")
     if random is not None and random < 1:
         raise ShadowlabError(f"--random must be >= 1, got {random}")
+    if snapshots < 1:
+        raise ShadowlabError(f"--snapshots must be >= 1, got {snapshots}")
     kwargs = {"grid": grid} if grid is not None else {"n_random": random,
                                                         "random_range": _parse_range(random_range)}
     total = _count_instances(grid, random)
