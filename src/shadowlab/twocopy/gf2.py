@@ -798,6 +798,33 @@ def count_in_coset(vecs: np.ndarray, anchor: np.ndarray, basis: np.ndarray, pivo
 
 
 @numba.njit(cache=True)
+def _pivot(m: np.ndarray, row: int, col: int, lo: int, hi: int) -> bool:
+    """One Gauss-Jordan step on the uint8 matrix ``m`` over GF(2), in place.
+
+    Find a row ``>= row`` with a 1 in column ``col``, swap it into ``row`` and clear column
+    ``col`` in the other rows of ``[lo, hi)``. Returns False (``m`` unchanged) if there is none.
+    """
+    n_rows, width = m.shape
+    r = -1
+    for i in range(row, n_rows):
+        if m[i, col]:
+            r = i
+            break
+    if r < 0:
+        return False
+    if r != row:
+        for c in range(width):
+            t = m[r, c]
+            m[r, c] = m[row, c]
+            m[row, c] = t
+    for i in range(lo, hi):
+        if i != row and m[i, col]:
+            for c in range(width):
+                m[i, c] ^= m[row, c]
+    return True
+
+
+@numba.njit(cache=True)
 def graph_form(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     """Hadamard set and symmetric adjacency of a rank-``n`` isotropic ``(n, 2n)`` uint8 matrix ``[X | Z]``.
 
@@ -812,48 +839,16 @@ def graph_form(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     k = 0
     xpivot = np.zeros(n, np.uint8)
     for col in range(n):
-        r = -1
-        for i in range(k, n):
-            if m[i, col]:
-                r = i
-                break
-        if r < 0:
-            continue
-        if r != k:
-            for c in range(2 * n):
-                t = m[r, c]
-                m[r, c] = m[k, c]
-                m[k, c] = t
-        for i in range(n):
-            if i != k and m[i, col]:
-                for c in range(2 * n):
-                    m[i, c] ^= m[k, c]
-        xpivot[col] = 1
-        k += 1
+        if _pivot(m, k, col, 0, n):
+            xpivot[col] = 1
+            k += 1
     # Rows with X = 0 have full-rank Z on the non-X-pivot qubits (commutation with the X rows);
     # those Z pivots are the qubits to Hadamard.
     r0 = k
     for col in range(n):
-        if xpivot[col]:
-            continue
-        r = -1
-        for i in range(r0, n):
-            if m[i, n + col]:
-                r = i
-                break
-        if r < 0:
-            continue
-        if r != r0:
-            for c in range(2 * n):
-                t = m[r, c]
-                m[r, c] = m[r0, c]
-                m[r0, c] = t
-        for i in range(k, n):
-            if i != r0 and m[i, n + col]:
-                for c in range(2 * n):
-                    m[i, c] ^= m[r0, c]
-        had[col] = 1
-        r0 += 1
+        if not xpivot[col] and _pivot(m, r0, n + col, k, n):
+            had[col] = 1
+            r0 += 1
     if r0 != n:
         return had, np.zeros((n, n), np.uint8), False
     for q in range(n):
@@ -864,22 +859,8 @@ def graph_form(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
                 m[i, n + q] = t
     # Gauss-Jordan to X = identity (row i gets pivot column i).
     for col in range(n):
-        r = -1
-        for i in range(col, n):
-            if m[i, col]:
-                r = i
-                break
-        if r < 0:
+        if not _pivot(m, col, col, 0, n):
             return had, np.zeros((n, n), np.uint8), False
-        if r != col:
-            for c in range(2 * n):
-                t = m[r, c]
-                m[r, c] = m[col, c]
-                m[col, c] = t
-        for i in range(n):
-            if i != col and m[i, col]:
-                for c in range(2 * n):
-                    m[i, c] ^= m[col, c]
     b = m[:, n:].copy()
     for i in range(n):
         for j in range(i + 1, n):
@@ -896,20 +877,6 @@ def solve_square(r: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, bool]:
     a[:, :n] = r
     a[:, n] = rhs
     for col in range(n):
-        piv = -1
-        for i in range(col, n):
-            if a[i, col]:
-                piv = i
-                break
-        if piv < 0:
+        if not _pivot(a, col, col, 0, n):
             return np.zeros(n, np.uint8), False
-        if piv != col:
-            for c in range(n + 1):
-                t = a[piv, c]
-                a[piv, c] = a[col, c]
-                a[col, c] = t
-        for i in range(n):
-            if i != col and a[i, col]:
-                for c in range(n + 1):
-                    a[i, c] ^= a[col, c]
     return a[:, n].copy(), True
