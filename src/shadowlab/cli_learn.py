@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -161,7 +160,7 @@ def tfim_scan(
 
     _model_list(model)
     try:
-        grid = np.asarray(parse_grid(f"h={fields}")["h"], dtype=np.float64)
+        grid = parse_grid(f"h={fields}")["h"]
     except ShadowlabError as exc:
         raise ShadowlabError(f"--fields: expected start:stop:count (e.g. 0.3:2.0:40), got {fields!r} ({exc})"
                              ) from None

@@ -2,11 +2,11 @@
 
 The flow of Huang et al. (Science 2022) and Lewis et al. (Nat. Commun. 2024): split the
 instances of a :class:`~shadowlab.data.family.ShadowFamily` into training and held-out sets;
-label each training instance with shadow estimates of two-point correlations (the estimate
-stage, :func:`shadowlab.estimate.correlations.correlation_matrix`); fit a model from
+label each training instance with shadow estimates of a property (two-point correlations, pair
+purities or the energy, from the estimate stage: :func:`pair_targets`); fit a model from
 parameters to labels; predict the held-out instances from their parameters alone.
 
-Metrics (per target pair, over held-out instances, then the mean over pairs):
+Metrics (per label column, over held-out instances, then the mean over columns):
 
 * ``rmse``: against the exact values, when the family has them (the published figure of merit);
 * ``rmse_vs_labels``: against the held-out instances' own shadow labels, which needs no exact

@@ -24,7 +24,7 @@ import numpy as np
 
 from shadowlab.data.family import ShadowFamily
 from shadowlab.errors import ShadowlabError
-from shadowlab.learn.evaluate import LearningResult, evaluate_model, pair_targets
+from shadowlab.learn.evaluate import LearningResult, PairTargets, evaluate_model, pair_targets
 
 SCAN_TARGETS = ("zz", "xx")
 
@@ -39,12 +39,15 @@ class TfimScan:
         The generated instances (fields, snapshots, exact correlations).
     results:
         ``{target: LearningResult}`` for ``"zz"`` and ``"xx"`` on all qubit pairs.
+    labels:
+        ``{target: PairTargets}``: the shadow labels of every instance (training and held out).
     fine_fields, fine_predictions:
         A fine grid of fields and each target model's ``(F, P)`` predictions on it (for plots).
     """
 
     family: ShadowFamily
     results: dict[str, LearningResult]
+    labels: dict[str, PairTargets]
     fine_fields: np.ndarray
     fine_predictions: dict[str, np.ndarray]
 
@@ -79,14 +82,14 @@ def tfim_scan_study(n_qubits: int = 12, *, fields: Sequence[float] | None = None
         raise ShadowlabError(f"need at least 4 non-negative fields, got {h.size}")
     family = generate_family("tfim", f"chain:{n_qubits}", n_snapshots=n_snapshots, parameters=h[:, None],
                              form="uniform", seed=seed, method="exact", progress=progress)
-    results = {}
+    results, labels = {}, {}
     for target in SCAN_TARGETS:
-        targets = pair_targets(family, target=target, pairs="all")
-        results[target] = evaluate_model(family, model, targets=targets, test_fraction=test_fraction, seed=seed,
-                                         cv=cv)
+        labels[target] = pair_targets(family, target=target, pairs="all")
+        results[target] = evaluate_model(family, model, targets=labels[target], test_fraction=test_fraction,
+                                         seed=seed, cv=cv)
     fine = np.linspace(float(h.min()), float(h.max()), 200)
     fine_pred = {t: np.asarray(r.estimator.predict(fine[:, None])).reshape(len(fine), -1) for t, r in results.items()}
-    return TfimScan(family, results, fine, fine_pred)
+    return TfimScan(family, results, labels, fine, fine_pred)
 
 
 def tfim_scan_figure(scan: TfimScan, path: str | Path, *, force: bool = False, distances: Sequence[int] = (1, 3)
@@ -106,7 +109,7 @@ def tfim_scan_figure(scan: TfimScan, path: str | Path, *, force: bool = False, d
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (target, r) in zip(axes[0], scan.results.items(), strict=True):
         order = np.argsort(h)
-        labels_all = pair_targets(scan.family, target=target, pairs=r.pairs)
+        labels_all = scan.labels[target]
         for c, dist in enumerate(d for d in distances if d < n):
             i0 = (n - dist) // 2
             col = int(np.flatnonzero((r.pairs[:, 0] == i0) & (r.pairs[:, 1] == i0 + dist))[0])
