@@ -52,3 +52,7 @@ class EstimationError(ShadowlabError):
 
 class StateError(ShadowlabError):
     """A quantum state or circuit given as input is invalid (not normalized, wrong size, ...)."""
+
+
+class ShadowlabWarning(UserWarning):
+    """Base class of shadowlab's warnings: results are produced, but something deserves attention."""

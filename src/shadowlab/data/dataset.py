@@ -9,6 +9,10 @@ A snapshot is, per qubit, a measurement basis and an outcome bit:
   Hardware measures one setting many times ("settings x repeats"); snapshots that share a
   setting index share their bases. For fully random measurements every snapshot is its own
   setting.
+* ``twirl[s, q]`` in {0, 1} (optional): the readout-twirl mask, 1 where an ``X`` was applied just
+  before measuring qubit ``q``. The outcomes are already corrected (the flip undone); the mask
+  is kept so that the raw device bits (``outcomes ^ twirl``) and the twirl itself stay on record
+  (see :mod:`shadowlab.acquire.noise`). ``None`` for data taken without twirling.
 
 Arrays are snapshot-major here (easy to build and slice); the estimators pack them into
 qubit-major bit planes (:func:`shadowlab.kernels.pack`).
@@ -42,6 +46,8 @@ class ShadowData:
         ``(n_snapshots,)`` int64 setting index per snapshot; defaults to ``arange(n_snapshots)``.
     metadata:
         Free-form provenance (source, seed, state, ...), JSON-serializable.
+    twirl:
+        ``(n_snapshots, n_qubits)`` uint8 readout-twirl masks, or ``None`` (not twirled).
 
     Examples
     --------
@@ -55,6 +61,7 @@ class ShadowData:
     outcomes: np.ndarray
     settings: np.ndarray | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    twirl: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         bases = np.asarray(self.bases)
@@ -85,6 +92,17 @@ class ShadowData:
                 raise ShadowlabError("setting indices must be >= 0")
         object.__setattr__(self, "settings", settings)
         object.__setattr__(self, "metadata", dict(self.metadata))
+        if self.twirl is not None:
+            twirl = np.asarray(self.twirl)
+            if twirl.shape != bases.shape:
+                raise ShadowlabError(f"twirl masks must have the outcomes' shape {bases.shape}, got {twirl.shape}")
+            _check_codes(twirl, "twirl", 1)
+            object.__setattr__(self, "twirl", np.ascontiguousarray(twirl, dtype=np.uint8))
+
+    @property
+    def readout_twirled(self) -> bool:
+        """Whether the snapshots were taken with readout twirling (per-snapshot masks recorded)."""
+        return self.twirl is not None
 
     @property
     def n_snapshots(self) -> int:
@@ -132,7 +150,9 @@ class ShadowData:
 
     def subset(self, start: int, stop: int) -> ShadowData:
         """Snapshots ``start:stop`` as a new data set (metadata shared)."""
-        return ShadowData(self.bases[start:stop], self.outcomes[start:stop], self.settings[start:stop], self.metadata)
+        twirl = None if self.twirl is None else self.twirl[start:stop]
+        return ShadowData(self.bases[start:stop], self.outcomes[start:stop], self.settings[start:stop], self.metadata,
+                          twirl)
 
     def iter_chunks(self, chunk_snapshots: int = 65536) -> Iterator[tuple[int, ShadowData]]:
         """Yield ``(offset, chunk)`` pairs of at most ``chunk_snapshots`` snapshots, in order."""
@@ -157,6 +177,9 @@ class ShadowData:
         for p in parts:
             if p.n_qubits != n:
                 raise QubitCountMismatchError(f"cannot join data sets of {n} and {p.n_qubits} qubits")
+        twirled = {p.twirl is not None for p in parts}
+        if len(twirled) > 1:
+            raise ShadowlabError("cannot join readout-twirled and untwirled data sets: their readout noise differs")
         offset = 0
         settings = []
         for p in parts:
@@ -168,15 +191,18 @@ class ShadowData:
             np.concatenate([p.outcomes for p in parts]),
             np.concatenate(settings),
             parts[0].metadata,
+            np.concatenate([p.twirl for p in parts]) if twirled == {True} else None,
         )
 
     def equals(self, other: ShadowData) -> bool:
-        """Bit-exact equality of bases, outcomes and settings (metadata ignored)."""
+        """Bit-exact equality of bases, outcomes, settings and twirl masks (metadata ignored)."""
         return (
             self.bases.shape == other.bases.shape
             and np.array_equal(self.bases, other.bases)
             and np.array_equal(self.outcomes, other.outcomes)
             and np.array_equal(self.settings, other.settings)
+            and (self.twirl is None) == (other.twirl is None)
+            and (self.twirl is None or np.array_equal(self.twirl, other.twirl))
         )
 
 

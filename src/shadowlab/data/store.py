@@ -7,7 +7,9 @@ Arrays, all chunked along the snapshot axis (``chunk_snapshots`` rows per chunk)
 
 * ``bases``    ``(S, n)`` uint8, 0/1/2 = X/Y/Z;
 * ``outcomes`` ``(S, n)`` uint8, 0 = eigenvalue +1, 1 = eigenvalue -1;
-* ``settings`` ``(S,)`` int64, setting index per snapshot.
+* ``settings`` ``(S,)`` int64, setting index per snapshot;
+* ``twirl``    ``(S, n)`` uint8 readout-twirl masks (only in stores with ``readout_twirl``: 1
+  where an X flip preceded the measurement; the outcomes are already corrected).
 
 Compressed with Blosc (zstd, bit-shuffle), which stores a basis in about 1.6 bits and an
 outcome in about 1 bit.
@@ -15,7 +17,8 @@ outcome in about 1 bit.
 Metadata (``attrs["shadowlab"]``): ``format`` (integer, checked strictly), ``writer``
 (shadowlab version), ``ensemble`` (``"local_pauli"``), ``n_qubits``, ``n_snapshots`` (the number
 of *committed* rows), ``n_settings`` (1 + the largest setting index), ``chunk_snapshots``,
-``created`` (UTC ISO 8601), ``provenance`` (free-form, from the first batch), ``batches`` (one
+``created`` (UTC ISO 8601), ``readout_twirl`` (whether snapshots carry twirl masks; absent =
+false), ``provenance`` (free-form, from the first batch), ``batches`` (one
 record per appended batch: rows, time, basis counts, provenance) and ``schema`` (array names,
 dims, dtypes, codes).
 
@@ -222,7 +225,8 @@ class ShadowStore(ZarrStoreBase):
         if meta.get("ensemble") != ENSEMBLE_LOCAL_PAULI:
             hint = {"bell_two_copy": "; it holds two-copy Bell shots: use the 'shadowlab twocopy' commands "
                                      "(predict, purity) or shadowlab.twocopy.estimate",
-                    "global_clifford": "; it holds global-Clifford snapshots: use 'shadowlab fidelity'"}
+                    "global_clifford": "; it holds global-Clifford snapshots: use 'shadowlab fidelity' (and "
+                                       "'shadowlab calibrate-clifford' to calibrate)"}
             raise StoreFormatError(f"{p}: ensemble {meta.get('ensemble')!r} is not supported here, which needs "
                                    f"local-Pauli snapshots{hint.get(str(meta.get('ensemble')), '')}")
         store = cls(group, p, meta, writable=mode != "r")
@@ -237,8 +241,13 @@ class ShadowStore(ZarrStoreBase):
         *,
         chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
         provenance: dict[str, Any] | None = None,
+        readout_twirl: bool = False,
     ) -> ShadowStore:
-        """Create an empty store at ``path`` (which must not exist)."""
+        """Create an empty store at ``path`` (which must not exist).
+
+        ``readout_twirl``: the store holds readout-twirled snapshots, each with its twirl mask;
+        every appended batch must then carry masks, and untwirled batches are refused.
+        """
         p = Path(path)
         if p.exists():
             raise ShadowlabError(f"{p} already exists; choose another path or remove it")
@@ -247,10 +256,9 @@ class ShadowStore(ZarrStoreBase):
         if chunk_snapshots < 64 or chunk_snapshots % 64:
             raise ShadowlabError(f"chunk_snapshots must be a positive multiple of 64, got {chunk_snapshots}")
         group = zarr.open_group(str(p), mode="w-", zarr_format=3)
-        for name, shape, chunks in (
-            ("bases", (0, n_qubits), (chunk_snapshots, n_qubits)),
-            ("outcomes", (0, n_qubits), (chunk_snapshots, n_qubits)),
-        ):
+        planes = ["bases", "outcomes", *(["twirl"] if readout_twirl else [])]
+        for name in planes:
+            shape, chunks = (0, n_qubits), (chunk_snapshots, n_qubits)
             group.create_array(name, shape=shape, chunks=chunks, dtype="uint8", compressors=_compressor(),
                                fill_value=0, dimension_names=["snapshot", "qubit"])
         group.create_array("settings", shape=(0,), chunks=(chunk_snapshots,), dtype="int64",
@@ -264,6 +272,7 @@ class ShadowStore(ZarrStoreBase):
             "n_settings": 0,
             "chunk_snapshots": int(chunk_snapshots),
             "created": _now(),
+            "readout_twirl": bool(readout_twirl),
             "provenance": _jsonable(provenance or {}),
             "batches": [],
             "schema": _SCHEMA,
@@ -273,13 +282,21 @@ class ShadowStore(ZarrStoreBase):
 
     def _validate(self) -> None:
         n = self._meta.get("n_qubits")
-        self._validate_layout({"bases": ((n,), "uint8"), "outcomes": ((n,), "uint8"), "settings": ((), "int64")})
+        layout = {"bases": ((n,), "uint8"), "outcomes": ((n,), "uint8"), "settings": ((), "int64")}
+        if self.readout_twirl:
+            layout["twirl"] = ((n,), "uint8")
+        self._validate_layout(layout)
 
     # -- properties --------------------------------------------------------------------------
     @property
     def n_settings(self) -> int:
         """1 + the largest setting index (0 when empty)."""
         return int(self._meta.get("n_settings", 0))
+
+    @property
+    def readout_twirl(self) -> bool:
+        """Whether the snapshots were taken with readout twirling (each carries its mask)."""
+        return bool(self._meta.get("readout_twirl", False))
 
     @property
     def scheme_record(self) -> dict[str, Any] | None:
@@ -295,10 +312,11 @@ class ShadowStore(ZarrStoreBase):
             bases = self._group["bases"][start:stop]
             outcomes = self._group["outcomes"][start:stop]
             settings = self._group["settings"][start:stop]
+            twirl = self._group["twirl"][start:stop] if self.readout_twirl else None
         except Exception as exc:
             raise StoreFormatError(f"{self.path}: cannot read rows {start}:{stop}: {exc}") from exc
         try:
-            return ShadowData(bases, outcomes, settings, {"store": str(self.path), **self._meta["provenance"]})
+            return ShadowData(bases, outcomes, settings, {"store": str(self.path), **self._meta["provenance"]}, twirl)
         except ShadowlabError as exc:
             raise StoreFormatError(f"{self.path}: rows {start}:{stop} hold invalid data: {exc}") from exc
 
@@ -327,11 +345,18 @@ class ShadowStore(ZarrStoreBase):
             raise QubitCountMismatchError(
                 f"{self.path}: store has {self.n_qubits} qubits, batch has {data.n_qubits}"
             )
+        if data.readout_twirled != self.readout_twirl:
+            have, got = ("readout-twirled", "untwirled") if self.readout_twirl else ("untwirled", "readout-twirled")
+            raise ShadowlabError(f"{self.path}: the store holds {have} snapshots and the batch is {got}; twirled and "
+                                 "untwirled data have different readout noise and cannot share a store")
         if data.n_snapshots == 0:
             return
         settings = data.settings + self.n_settings
         basis_counts = np.bincount(data.bases.ravel(), minlength=3)[:3].tolist()
-        self._write_rows({"bases": data.bases, "outcomes": data.outcomes, "settings": settings}, data.n_snapshots,
+        rows = {"bases": data.bases, "outcomes": data.outcomes, "settings": settings}
+        if data.twirl is not None:
+            rows["twirl"] = data.twirl
+        self._write_rows(rows, data.n_snapshots,
                          {"basis_counts": basis_counts, "provenance": _jsonable(provenance or data.metadata)},
                          {"n_settings": int(settings.max()) + 1})
 
@@ -354,6 +379,7 @@ class ShadowStore(ZarrStoreBase):
             "n_settings": self.n_settings,
             "chunk_snapshots": self.chunk_snapshots,
             "n_batches": len(meta["batches"]),
+            "readout_twirl": self.readout_twirl,
             "created": meta["created"],
             "basis_fractions": {"X": counts[0] / total, "Y": counts[1] / total, "Z": counts[2] / total},
             "disk_bytes": disk,
@@ -372,7 +398,7 @@ def write_store(
     """Write ``data`` as a new store at ``path``, atomically (nothing is left on failure)."""
     with atomic_path(path, force=force) as tmp:
         store = ShadowStore.create(tmp, data.n_qubits, chunk_snapshots=chunk_snapshots,
-                                   provenance=provenance or data.metadata)
+                                   provenance=provenance or data.metadata, readout_twirl=data.readout_twirled)
         store.append(data, provenance=provenance or data.metadata)
     return ShadowStore.open(path)
 
