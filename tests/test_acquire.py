@@ -85,11 +85,13 @@ def test_qubit_count_mismatch_creates_nothing(tmp_path: Path) -> None:
     assert not (tmp_path / "s.zarr").exists()
 
 
-def test_unknown_backend_and_noise_on_local_simulator() -> None:
+def test_unknown_backend_and_foreign_noise_on_local_simulator() -> None:
     with pytest.raises(ShadowlabError, match="unknown back end"):
         make_backend("ibm-eagle", "ghz:4")
-    with pytest.raises(ShadowlabError, match="takes noise from the state"):
-        make_backend("stim", "ghz:4", noise={"depolarizing": 0.1})
+    with pytest.raises(ShadowlabError, match="takes a shadowlab NoiseModel"):
+        make_backend("stim", "ghz:4", noise=object())
+    with pytest.raises(ShadowlabError, match="unknown noise parameter"):
+        make_backend("stim", "ghz:4", noise={"amplitude_damping": 0.1})
     with pytest.raises(ShadowlabError, match="is a stim state"):
         make_backend("statevector", make_backend("stim", "ghz:4").state)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import stim
 
+from shadowlab.acquire.noise import NoiseModel
 from shadowlab.acquire.qasm import simulate_qasm2
 from shadowlab.acquire.simulate import PreparedState, prepare_state
 from shadowlab.acquire.statevector import exact_pauli_expectations
@@ -202,7 +203,9 @@ def test_noise_spec_lowers_ghz_parity() -> None:
     se = np.sqrt((1 - value**2) / (scheme.n_snapshots - 1))
     assert parity_expectation(ideal) == 1.0
     assert value < 1 - 10 * se and value < 0.8
-    assert noisy_backend.describe()["noise"] == {"depolarizing": 0.05, "readout": 0.05}
+    # A spec dict is a shadowlab NoiseModel (symmetric 'readout'), recorded as such.
+    recorded = noisy_backend.describe()["noise"]
+    assert recorded["depolarizing"] == 0.05 and recorded["readout_p01"] == recorded["readout_p10"] == 0.05
 
 
 def test_noise_other_forms() -> None:
@@ -282,3 +285,103 @@ def test_module_imports_without_braket(monkeypatch: pytest.MonkeyPatch) -> None:
     module = importlib.import_module("shadowlab.acquire.braket_backend")
     with pytest.raises(ShadowlabError, match="'braket' extra"):
         module.state_circuit_braket("ghz:2")
+
+
+# ------------------------------------------------------------------------------------------ shadowlab noise models
+
+# The device of issue 7: 1% depolarizing gates, asymmetric readout (0 -> 1: 5%, 1 -> 0: 15%).
+DEVICE = NoiseModel(depolarizing=0.01, readout_p01=0.05, readout_p10=0.15)
+F = 2 * 0.01 / 3  # one depolarizing channel flips a Pauli outcome with 2p/3
+F2 = 2 * F * (1 - F)  # two of them: the preparing gate and the measurement layer
+
+
+def within_5se(observed: float, expected: float, count: int) -> bool:
+    return abs(observed - expected) <= 5 * np.sqrt(expected * (1 - expected) / count)
+
+
+def one_gate_eigenstates(n: int, basis: int) -> Circuit:
+    """+1 eigenstates of X (h), Y (rx(-pi/2)) or Z (i), one gate per qubit."""
+    c = Circuit()
+    for q in range(n):
+        if basis == 0:
+            c.h(q)
+        elif basis == 1:
+            c.rx(q, -np.pi / 2)
+        else:
+            c.i(q)
+    return c
+
+
+def test_measurement_layer_is_basis_independent() -> None:
+    n, shots = 4, 6000
+    expected = F2 * 0.85 + (1 - F2) * 0.05  # ideal bit 0, then asymmetric readout
+    for basis in range(3):
+        backend = BraketLocalBackend(one_gate_eigenstates(n, basis), noise=DEVICE)
+        assert backend.device_name == "braket_dm"
+        out = backend.run_batch(np.full((1, n), basis, dtype=np.uint8), np.array([shots]))
+        assert within_5se(float(out.mean()), expected, shots * n), (basis, out.mean(), expected)
+    program = BraketLocalBackend("ghz:3", noise=DEVICE).setting_circuit(np.array([0, 1, 2])).to_ir("OPENQASM").source
+    tail = program[program.index("barrier"):]
+    # One depolarizing channel and one readout channel per qubit after the barrier, Z qubit included.
+    assert all(f"depolarizing(0.01) q[{q}]" in tail for q in range(3)) and tail.count("kraus(") == 3
+
+
+def test_ghz_distribution_matches_density_matrix_of_noise_semantics(tmp_path: Path) -> None:
+    from shadowlab.acquire.density_matrix import density_matrix_from_stim, depolarizing_kraus, outcome_probabilities
+
+    state = prepare_state("ghz:3")
+    scheme = Scheme.from_labels(["XXX", "ZZZ", "YYX"], repeats=[4000] * 3)
+    backend = BraketLocalBackend(state, noise={"depolarizing": 0.01, "p01": 0.05, "p10": 0.15})
+    out = backend.run_batch(scheme.settings, scheme.repeats, save_to=tmp_path / "tasks")
+    # Saved noisy programs keep the plain rotations after the barrier, so they are checked as usual.
+    assert np.array_equal(read_braket_results(tmp_path / "tasks", scheme), out)
+    rho = density_matrix_from_stim(DEVICE.state_circuit(state.circuit))
+    probs = outcome_probabilities(rho, scheme.settings, measurement_channel=depolarizing_kraus(0.01))
+    confusion = np.array([[0.95, 0.05], [0.15, 0.85]])  # [true bit, read bit]
+    read = probs.reshape(3, 2, 2, 2)
+    for q in range(3):
+        read = np.moveaxis(np.tensordot(read, confusion, axes=([q + 1], [0])), -1, q + 1)
+    read = read.reshape(3, 8)
+    for g in range(3):
+        index = out[g * 4000:(g + 1) * 4000].astype(np.int64) @ np.array([4, 2, 1])
+        freq = np.bincount(index, minlength=8) / 4000
+        assert np.all(np.abs(freq - read[g]) <= 5 * np.sqrt(read[g] * (1 - read[g]) / 4000) + 1e-9), (g, freq)
+
+
+def test_readout_twirl_symmetrizes_asymmetric_readout() -> None:
+    n, shots = 3, 6000
+    symmetric = F2 + (1 - 2 * F2) * 0.1
+    rng = np.random.default_rng(7)
+    for ideal in (0, 1):
+        prep = Circuit()
+        for q in range(n):
+            prep.x(q) if ideal else prep.i(q)
+        twirled = BraketLocalBackend(prep, noise=DEVICE, readout_twirl=True)
+        masks = rng.integers(0, 2, size=(shots, n), dtype=np.uint8)
+        out = twirled.run_batch(np.full((1, n), 2, dtype=np.uint8), np.array([shots]), twirl=masks)
+        assert within_5se(float((out != ideal).mean()), symmetric, shots * n)
+        plain = BraketLocalBackend(prep, noise=DEVICE).run_batch(np.full((1, n), 2, dtype=np.uint8),
+                                                                  np.array([shots]))
+        asymmetric = F2 * 0.85 + (1 - F2) * 0.05 if ideal == 0 else F2 * 0.95 + (1 - F2) * 0.15
+        assert within_5se(float((plain != ideal).mean()), asymmetric, shots * n)
+
+
+def test_twirl_masks_and_description(tmp_path: Path) -> None:
+    scheme = Scheme.from_labels(["XXX", "ZYZ"], repeats=[30, 20])
+    masks = np.random.default_rng(3).integers(0, 2, size=(50, 3), dtype=np.uint8)
+    clean = BraketLocalBackend("ghz:3", readout_twirl=True)
+    out = clean.run_batch(scheme.settings, scheme.repeats, twirl=masks)
+    # GHZ in XXX has even parity in every shot once the masks are undone.
+    assert out.shape == (50, 3) and np.all(out[:30].sum(axis=1) % 2 == 0)
+    info = BraketLocalBackend("ghz:3", noise=DEVICE, readout_twirl=True).describe()
+    assert info["readout_twirl"] is True and info["noise"]["readout_p10"] == 0.15
+    assert "Kraus" in info["noise"]["readout_emulation"] and json.loads(json.dumps(info)) == info
+    assert BraketLocalBackend("ghz:2").describe()["readout_twirl"] is False
+    with pytest.raises(ShadowlabError, match="readout_twirl=True: pass"):
+        clean.run_batch(scheme.settings, scheme.repeats)
+    with pytest.raises(ShadowlabError, match=r"\(50, 3\)"):
+        clean.run_batch(scheme.settings, scheme.repeats, twirl=masks[:5])
+    with pytest.raises(ShadowlabError, match="save_to is not available"):
+        clean.run_batch(scheme.settings, scheme.repeats, twirl=masks, save_to=tmp_path / "x.json")
+    with pytest.raises(ShadowlabError, match="per-qubit values"):
+        BraketLocalBackend("ghz:3", noise=NoiseModel(readout_p01=(0.1, 0.2)))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import stim
 
+from shadowlab.acquire.noise import NoiseModel
 from shadowlab.acquire.simulate import PreparedState, prepare_state
 from shadowlab.acquire.statevector import exact_pauli_expectations
 from shadowlab.errors import InputFormatError, ShadowlabError, StateError
@@ -308,3 +309,181 @@ def test_module_imports_without_qiskit(monkeypatch: pytest.MonkeyPatch) -> None:
     module = importlib.import_module("shadowlab.acquire.qiskit_backend")
     with pytest.raises(ShadowlabError, match="'qiskit' extra"):
         module.state_circuit_qiskit("ghz:2")
+
+
+# ------------------------------------------------------------------------------------------ shadowlab noise models
+
+# The device of issue 7: 1% depolarizing gates, asymmetric readout (0 -> 1: 5%, 1 -> 0: 15%).
+DEVICE = {"depolarizing": 0.01, "readout_p01": 0.05, "readout_p10": 0.15}
+# Single u gates preparing the +1 eigenstate of X, Y, Z (|+>, |+i>, |0>) and |1>.
+EIGEN_U = {0: (np.pi / 2, 0.0, np.pi), 1: (np.pi / 2, np.pi / 2, np.pi), 2: (0.0, 0.0, 0.0), "1": (np.pi, 0.0, np.pi)}
+
+
+def device_noise(**changes: float) -> NoiseModel:
+    return NoiseModel(**{**DEVICE, **changes})
+
+
+def product_u(n: int, key: int | str) -> QuantumCircuit:
+    """Every qubit prepared by one u gate (so it carries exactly one gate's noise)."""
+    qc = QuantumCircuit(n)
+    for q in range(n):
+        qc.u(*EIGEN_U[key], q)
+    return qc
+
+
+def wrong_rate_bound(observed: float, expected: float, shots: int) -> bool:
+    return abs(observed - expected) <= 5 * np.sqrt(expected * (1 - expected) / shots)
+
+
+def test_measurement_u_angles_match_rotation_convention() -> None:
+    from qiskit.quantum_info import Operator
+
+    from shadowlab.acquire.qiskit_backend import measurement_u_angles
+    from shadowlab.acquire.statevector import _ROTATION
+
+    x = np.array([[0, 1], [1, 0]])
+    for basis in range(3):
+        for flip in range(2):
+            qc = QuantumCircuit(1)
+            qc.u(*measurement_u_angles(basis, flip), 0)
+            u = Operator(qc).data
+            target = np.linalg.matrix_power(x, flip) @ _ROTATION[basis]
+            overlap = np.vdot(target.ravel(), u.ravel()) / 2  # |overlap| = 1 iff equal up to a phase
+            assert abs(abs(overlap) - 1) < 1e-12, (basis, flip)
+    for key in (0, 1, 2):  # EIGEN_U prepares the +1 eigenstate: R_b u |0> = |0>
+        qc = QuantumCircuit(1)
+        qc.u(*EIGEN_U[key], 0)
+        assert abs((_ROTATION[key] @ Operator(qc).data)[0, 0]) == pytest.approx(1.0)
+
+
+def test_noise_model_from_spec_semantics() -> None:
+    from qiskit_aer.noise import NoiseModel as AerNoiseModel
+
+    from shadowlab.acquire.qiskit_backend import noise_model_from_spec
+
+    model = noise_model_from_spec(device_noise())
+    assert isinstance(model, AerNoiseModel)
+    assert {"u", "h", "sdg", "x", "id", "cx", "cz", "measure"} <= set(model.noise_instructions)
+    readout = model.to_dict()["errors"][-1]
+    assert readout["type"] == "roerror"
+    np.testing.assert_allclose(readout["probabilities"], [[0.95, 0.05], [0.15, 0.85]])
+    # Same model from a spec dict (short names too).
+    again = noise_model_from_spec({"depolarizing": 0.01, "p01": 0.05, "p10": 0.15})
+    summary = QiskitAerBackend("ghz:2", noise_model=again).describe()["noise_model"]
+    # Equal models hash equally (Aer's random error ids are left out), so a resumed run matches.
+    assert summary == QiskitAerBackend("ghz:2", noise_model=model).describe()["noise_model"]
+    assert summary == QiskitAerBackend("ghz:2", noise_model=device_noise()).describe()["noise_model"]
+    per_qubit = NoiseModel(readout_p01=(0.1, 0.0), readout_p10=(0.0, 0.2))
+    with pytest.raises(ShadowlabError, match="n_qubits"):
+        noise_model_from_spec(per_qubit)
+    assert set(noise_model_from_spec(per_qubit, 2).noise_qubits) == {0, 1}
+    with pytest.raises(ShadowlabError, match="2 per-qubit values but the data have 3 qubits"):
+        QiskitAerBackend("ghz:3", noise_model=per_qubit)
+
+
+def test_measurement_layer_is_basis_independent() -> None:
+    n, shots = 6, 8000
+    f = 2 * DEVICE["depolarizing"] / 3  # one depolarizing gate flips a Pauli outcome with 2p/3
+    f2 = 2 * f * (1 - f)  # two noisy gates: the preparing u and the measuring u
+    expected = f2 * (1 - DEVICE["readout_p10"]) + (1 - f2) * DEVICE["readout_p01"]
+    rates = {}
+    for basis in range(3):
+        backend = QiskitAerBackend(product_u(n, basis), noise_model=device_noise())
+        out = backend.run_batch(np.full((1, n), basis, dtype=np.uint8), np.array([shots]), seed=basis)
+        rates[basis] = float(out.mean())  # ideal outcome is 0 (+1 eigenstate) on every qubit
+        assert wrong_rate_bound(rates[basis], expected, shots * n), (basis, rates[basis], expected)
+    # The minimal layer (no gate on Z qubits) would give Z outcomes only the preparation's noise.
+    minimal = QiskitAerBackend(product_u(n, 2), noise_model=device_noise(), uniform_measurement_layer=False)
+    out = minimal.run_batch(np.full((1, n), 2, dtype=np.uint8), np.array([shots]), seed=9)
+    assert wrong_rate_bound(float(out.mean()), f * (1 - 0.15) + (1 - f) * 0.05, shots * n)
+    assert minimal.describe()["measurement_layer"] != QiskitAerBackend("ghz:2", noise_model=device_noise()).describe()[
+        "measurement_layer"]
+
+
+def test_ghz_distribution_matches_density_matrix_of_noise_semantics() -> None:
+    from shadowlab.acquire.density_matrix import density_matrix_from_stim, depolarizing_kraus, outcome_probabilities
+
+    noise = device_noise()
+    state = prepare_state("ghz:4")
+    settings = Scheme.from_labels(["XXXX", "ZZZZ", "YYXZ"], repeats=[6000] * 3)
+    out = QiskitAerBackend(state, noise_model=noise).run_batch(settings.settings, settings.repeats, seed=4)
+    # noise.py's semantics: DEPOLARIZE after every gate of the preparation, one depolarizing
+    # gate in the measurement layer, then asymmetric readout of each bit.
+    rho = density_matrix_from_stim(noise.state_circuit(state.circuit))
+    probs = outcome_probabilities(rho, settings.settings, measurement_channel=depolarizing_kraus(noise.depolarizing))
+    confusion = np.array([[0.95, 0.05], [0.15, 0.85]])  # [true bit, read bit]
+    read = probs.reshape(3, *(2,) * 4)
+    for q in range(4):
+        read = np.moveaxis(np.tensordot(read, confusion, axes=([q + 1], [0])), -1, q + 1)
+    read = read.reshape(3, 16)
+    for g in range(3):
+        index = out[g * 6000:(g + 1) * 6000].astype(np.int64) @ (1 << np.arange(3, -1, -1))
+        freq = np.bincount(index, minlength=16) / 6000
+        se = np.sqrt(read[g] * (1 - read[g]) / 6000)
+        assert np.all(np.abs(freq - read[g]) <= 5 * se + 1e-9), (g, freq, read[g])
+
+
+def test_readout_twirl_symmetrizes_asymmetric_readout() -> None:
+    n, shots = 5, 8000
+    f = 2 * DEVICE["depolarizing"] / 3
+    f2 = 2 * f * (1 - f)
+    symmetric = f2 + (1 - 2 * f2) * (DEVICE["readout_p01"] + DEVICE["readout_p10"]) / 2
+    rng = np.random.default_rng(2027)
+    for key, ideal in ((2, 0), ("1", 1)):  # |0...0> and |1...1>, measured in Z
+        twirled = QiskitAerBackend(product_u(n, key), noise_model=device_noise(), readout_twirl=True)
+        masks = rng.integers(0, 2, size=(shots, n), dtype=np.uint8)
+        out = twirled.run_batch(np.full((1, n), 2, dtype=np.uint8), np.array([shots]), seed=3, twirl=masks)
+        assert wrong_rate_bound(float((out != ideal).mean()), symmetric, shots * n)
+        plain = QiskitAerBackend(product_u(n, key), noise_model=device_noise())
+        raw = plain.run_batch(np.full((1, n), 2, dtype=np.uint8), np.array([shots]), seed=3)
+        asymmetric = f2 * 0.85 + (1 - f2) * 0.05 if ideal == 0 else f2 * 0.95 + (1 - f2) * 0.15
+        assert wrong_rate_bound(float((raw != ideal).mean()), asymmetric, shots * n)
+
+
+def test_twirl_masks_recorded_grouped_and_reproducible(tmp_path: Path) -> None:
+    import json
+
+    n = 4
+    scheme = Scheme.from_labels(["XXXX", "ZZZZ", "YZXY"], repeats=[40, 25, 35])
+    masks = np.random.default_rng(1).integers(0, 2, size=(scheme.n_snapshots, n), dtype=np.uint8)
+    backend = QiskitAerBackend("ghz:4", noise_model=device_noise(), readout_twirl=True)
+    saved = tmp_path / "twirled.json"
+    a = backend.run_batch(scheme.settings, scheme.repeats, seed=5, twirl=masks, save_to=saved)
+    b = backend.run_batch(scheme.settings, scheme.repeats, seed=5, twirl=masks)
+    assert a.shape == (100, n) and np.array_equal(a, b)
+    assert not np.array_equal(a, backend.run_batch(scheme.settings, scheme.repeats, seed=6, twirl=masks))
+    # Saved strings are the corrected outcomes; the masks are in the metadata.
+    assert np.array_equal(read_qiskit_results(saved, scheme), a)
+    doc = json.loads(saved.read_text())
+    assert doc["metadata"]["readout_twirl_masks"][7] == "".join(map(str, masks[7]))
+    info = backend.describe()
+    assert info["readout_twirl"] is True and info["noise"]["readout_p10"] == 0.15
+    assert info["noise"]["readout_p01"] == 0.05 and json.loads(json.dumps(info)) == info
+    assert QiskitAerBackend("ghz:2").describe()["readout_twirl"] is False
+    # Without noise, a twirled GHZ in XXXX still has even parity: the masks are undone.
+    clean = QiskitAerBackend("ghz:4", readout_twirl=True)
+    out = clean.run_batch(scheme.settings[:1], np.array([40]), seed=1, twirl=masks[:40])
+    assert np.all(out.sum(axis=1) % 2 == 0) and np.all((out ^ masks[:40]).sum(axis=1) % 2 == masks[:40].sum(1) % 2)
+    with pytest.raises(ShadowlabError, match="readout_twirl=True: pass"):
+        backend.run_batch(scheme.settings, scheme.repeats, seed=5)
+    # Masks given to a back end built without readout_twirl=True are applied all the same.
+    plain = QiskitAerBackend("ghz:4", noise_model=device_noise())
+    assert np.array_equal(plain.run_batch(scheme.settings, scheme.repeats, seed=5, twirl=masks), a)
+    with pytest.raises(ShadowlabError, match=r"\(100, 4\)"):
+        backend.run_batch(scheme.settings, scheme.repeats, seed=5, twirl=masks[:10])
+    with pytest.raises(ShadowlabError, match="0/1"):
+        backend.run_batch(scheme.settings, scheme.repeats, seed=5, twirl=masks * 2)
+
+
+def test_setting_circuits_uniform_layer_and_twirl() -> None:
+    circuits = setting_circuits_qiskit("ghz:3", np.array([[0, 1, 2]], dtype=np.uint8),
+                                       twirl=np.array([[0, 1, 1]]), uniform_layer=True)
+    qc = circuits[0]
+    after = [i for i, inst in enumerate(qc.data) if inst.operation.name == "barrier"][-1]
+    layer = [(inst.operation.name, qc.find_bit(inst.qubits[0]).index) for inst in qc.data[after + 1:]]
+    assert [q for name, q in layer if name == "u"] == [0, 1, 2]
+    assert {name for name, _ in layer} == {"u", "measure"}
+    assert qc.metadata["shadowlab_twirl"] == "011"
+    minimal = setting_circuits_qiskit("ghz:3", np.array([[0, 1, 2]], dtype=np.uint8), twirl=np.array([[0, 1, 1]]))[0]
+    names = [(inst.operation.name, minimal.find_bit(inst.qubits[0]).index) for inst in minimal.data]
+    assert ("x", 1) in names and ("x", 2) in names and ("x", 0) not in names

@@ -17,6 +17,26 @@ Conventions
 * Outcomes: ``(shots, n)`` uint8, 0 = eigenvalue +1, qubit 0 first. Braket's measurement arrays
   have one column per entry of ``measured_qubits`` (in that order) and are mapped back to qubits.
 
+Noise
+-----
+A :class:`shadowlab.acquire.noise.NoiseModel` (or a spec dict :meth:`NoiseModel.from_spec`
+reads) is simulated on the density-matrix simulator with the same semantics as the other back
+ends: Braket's ``Depolarizing(p)`` (``X``, ``Y``, ``Z`` each with ``p/3``, stim's
+``DEPOLARIZE1``) after every one-qubit gate of the state preparation, ``TwoQubitDepolarizing(p2)``
+(each of the 15 Pauli pairs with ``p2/15``) after every two-qubit gate; gates on three or more
+qubits (``ccnot``, a state vector's ``unitary``) get none. The *measurement layer* is the
+noise-free rotation (``si``/``h``) followed by one explicit ``depolarizing(p)`` on **every**
+qubit, whatever its basis -- exactly one noisy rotation gate per qubit, as the robust-shadow
+assumption wants, while the saved program keeps the plain rotations that
+:func:`~shadowlab.acquire.result_files.read_braket_results` checks (noise pragmas are ignored
+there). **Readout**: Braket's readout noise is a channel inserted before the measurement and
+its only ready-made one is the symmetric ``BitFlip``; the asymmetric flip (0 reads 1 with
+``p01``, 1 reads 0 with ``p10``) is emulated by the Kraus channel ``sqrt(1-p01)|0><0|,
+sqrt(p01)|1><0|, sqrt(p10)|0><1|, sqrt(1-p10)|1><1|`` just before each measurement, which gives
+exactly those flip probabilities for a Z measurement (it also dephases, which a Z measurement
+cannot see). Readout twirling puts ``x`` on the masked qubits after the rotations (noise-free;
+the depolarizing channel commutes with it) and XORs the mask out of the returned bits.
+
 Reproducibility
 ---------------
 The Braket local simulators cannot be seeded: ``LocalSimulator.run`` takes no seed, and the
@@ -333,6 +353,27 @@ def _setting_circuit(prep: Circuit, row: np.ndarray, n: int) -> Circuit:
 # --------------------------------------------------------------------------------------------
 
 
+def _asymmetric_readout_kraus(p01: float, p10: float) -> list[np.ndarray]:
+    """Kraus operators flipping a Z-basis 0 to 1 with ``p01`` and 1 to 0 with ``p10`` (trace preserving)."""
+    return [np.array([[np.sqrt(1 - p01), 0], [0, 0]]), np.array([[0, 0], [np.sqrt(p01), 0]]),
+            np.array([[0, np.sqrt(p10)], [0, 0]]), np.array([[0, 0], [0, np.sqrt(1 - p10)]])]
+
+
+def _gate_noise_by_arity(circuit: Circuit, p1: float, p2: float) -> Circuit:
+    """``Depolarizing(p1)`` after every one-qubit gate and ``TwoQubitDepolarizing(p2)`` after every two-qubit gate."""
+    from braket.circuits import noises
+    from braket.circuits.gate import Gate
+
+    gates = [ins.operator for ins in circuit.instructions if isinstance(ins.operator, Gate)]
+    one = sorted({type(g) for g in gates if g.qubit_count == 1}, key=lambda t: t.__name__)
+    two = sorted({type(g) for g in gates if g.qubit_count == 2}, key=lambda t: t.__name__)
+    if p1 > 0 and one:
+        circuit.apply_gate_noise(noises.Depolarizing(p1), target_gates=one)
+    if p2 > 0 and two:
+        circuit.apply_gate_noise(noises.TwoQubitDepolarizing(p2), target_gates=two)
+    return circuit
+
+
 def _has_noise(circuit: Circuit) -> bool:
     from braket.circuits.noise import Noise
 
@@ -416,49 +457,63 @@ class BraketLocalBackend:
     state:
         Anything :func:`state_circuit_braket` accepts.
     noise:
-        ``None``; a spec dict with any of ``"depolarizing"`` (a single-qubit depolarizing
-        channel on every qubit after every gate), ``"two_qubit_depolarizing"`` (after every
-        two-qubit gate) and ``"readout"`` (bit-flip probability of every measurement), e.g.
-        ``{"depolarizing": 0.01, "readout": 0.02}``; a braket ``Noise`` object or a list of them
-        (applied after every gate with ``Circuit.apply_gate_noise``); a
-        ``braket.circuits.noise_model.NoiseModel`` (given to the ``LocalSimulator``); or a
-        callable taking each complete setting circuit and returning the circuit to run. Gate
-        noise is applied to the state preparation and the basis rotations, never to the barrier.
+        ``None``; a :class:`shadowlab.acquire.noise.NoiseModel` or a spec dict
+        (``{"depolarizing": 0.01, "readout_p01": 0.05, "readout_p10": 0.15}``, see
+        :meth:`NoiseModel.from_spec`; ``"readout"`` is a symmetric flip), simulated as the
+        module documentation describes (gate noise of the preparation, one depolarizing channel
+        per qubit in the measurement layer, asymmetric readout as a Kraus channel); a braket
+        ``Noise`` object or a list of them (applied after every gate, preparation and rotations,
+        with ``Circuit.apply_gate_noise``); a ``braket.circuits.noise_model.NoiseModel`` (given
+        to the ``LocalSimulator``); or a callable taking each complete setting circuit and
+        returning the circuit to run. Gate noise never follows the barrier.
     device:
         Local simulator name; default ``"braket_sv"``, or ``"braket_dm"`` (density matrix) when
         there is noise, which the state-vector simulator cannot run.
     n_qubits:
         Number of qubits measured, if more than the state circuit uses (idle qubits in ``|0>``).
+    readout_twirl:
+        Whether runs are readout-twirled: :meth:`describe` records it, and :meth:`run_batch`
+        then refuses to run without one X-flip mask per shot (``twirl=``).
 
     Notes
     -----
-    Each setting is one local task of ``repeats[g]`` shots, run one after the other: the local
-    simulator's ``run_batch`` needs the same shot count for every task and starts a process pool.
+    Each distinct (setting, twirl mask) is one local task of its shot count, run one after the
+    other: the local simulator's ``run_batch`` needs the same shot count for every task and
+    starts a process pool.
     """
 
     name = "braket-local"
 
     def __init__(self, state: Any, *, noise: Any = None, device: str | None = None,
-                 n_qubits: int | None = None) -> None:
+                 n_qubits: int | None = None, readout_twirl: bool = False) -> None:
         _require_braket("BraketLocalBackend")
         from braket.circuits.noise_model import NoiseModel
         from braket.devices import LocalSimulator
+
+        from shadowlab.acquire.noise import NoiseModel as ShadowlabNoise
 
         prep, n_state, description = _braket_state(state)
         if n_qubits is not None and n_qubits < n_state:
             raise ShadowlabError(f"n_qubits={n_qubits} but the state circuit acts on {n_state} qubits")
         self.n_qubits = int(n_qubits if n_qubits is not None else n_state)
         self.state_description = description
+        self.readout_twirl = bool(readout_twirl)
         self._noise_model = noise if isinstance(noise, NoiseModel) else None
         self._callable: Callable[[Circuit], Circuit] | None = None
         self._spec: _NoiseSpec | None = None
+        self.noise: ShadowlabNoise | None = None
+        if isinstance(noise, Mapping):
+            noise = ShadowlabNoise.from_spec(noise)
         if noise is None or self._noise_model is not None:
             pass
-        elif callable(noise) and not isinstance(noise, Mapping):
+        elif isinstance(noise, ShadowlabNoise):
+            noise.readout(self.n_qubits)  # per-qubit lists must match the qubit count
+            self.noise = noise
+        elif callable(noise):
             self._callable = noise
         else:
             self._spec = _NoiseSpec(noise)
-        noisy = noise is not None or _has_noise(prep)
+        noisy = (noise is not None and not (self.noise is not None and self.noise.is_noiseless)) or _has_noise(prep)
         self.device_name = device or ("braket_dm" if noisy else "braket_sv")
         if noisy and self.device_name == "braket_sv":
             raise ShadowlabError("noise needs the density-matrix simulator: use device='braket_dm' (or leave device "
@@ -470,23 +525,44 @@ class BraketLocalBackend:
                 self._device = LocalSimulator(self.device_name)
         except ValueError as exc:
             raise ShadowlabError(f"Braket local simulator {self.device_name!r}: {exc}") from None
-        self._prep = self._spec.gates(prep.copy()) if self._spec is not None else prep
+        if self._spec is not None:
+            self._prep = self._spec.gates(prep.copy())
+        elif self.noise is not None:
+            self._prep = _gate_noise_by_arity(prep.copy(), float(self.noise.depolarizing), float(self.noise.p2))
+        else:
+            self._prep = prep
         self._noise_summary = self._describe_noise(noise)
 
     def _describe_noise(self, noise: Any) -> Any:
         if noise is None:
             return None
+        if self.noise is not None:
+            return {**self.noise.record(), "readout_emulation": "Kraus channel before each measurement",
+                    "measurement_layer_emulation": "noise-free si/h, then depolarizing(p) on every qubit"}
         if self._spec is not None:
             return self._spec.summary
         if self._callable is not None:
             return {"callable": getattr(noise, "__qualname__", repr(noise))}
         return {"noise_model": str(noise)}
 
-    def setting_circuit(self, setting: np.ndarray) -> Circuit:
-        """The circuit run for one setting (``(n,)`` basis codes), noise included."""
+    def setting_circuit(self, setting: np.ndarray, twirl: np.ndarray | None = None) -> Circuit:
+        """The circuit run for one setting (``(n,)`` basis codes), noise included.
+
+        ``twirl``: an optional ``(n,)`` 0/1 mask; ``x`` on the masked qubits after the rotations.
+        """
         rotations = _rotations(np.asarray(setting))
         if self._spec is not None:
             rotations = self._spec.gates(rotations)
+        if twirl is not None:
+            for q in np.flatnonzero(np.asarray(twirl)).tolist():
+                rotations.x(q)
+        if self.noise is not None:
+            p01, p10 = self.noise.readout(self.n_qubits)
+            for q in range(self.n_qubits):
+                if self.noise.depolarizing > 0:
+                    rotations.depolarizing(q, probability=float(self.noise.depolarizing))
+                if p01[q] > 0 or p10[q] > 0:
+                    rotations.kraus([q], _asymmetric_readout_kraus(float(p01[q]), float(p10[q])))
         circuit = _assemble(self._prep, rotations, self.n_qubits)
         if self._spec is not None:
             circuit = self._spec.measured(circuit)
@@ -499,8 +575,8 @@ class BraketLocalBackend:
         return circuit
 
     def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int | None = None, *,
-                  save_to: str | os.PathLike[str] | None = None) -> np.ndarray:
-        """Measure ``repeats[g]`` shots of every setting ``g`` (one local task per setting).
+                  twirl: np.ndarray | None = None, save_to: str | os.PathLike[str] | None = None) -> np.ndarray:
+        """Measure ``repeats[g]`` shots of every setting ``g`` (one local task per setting and twirl mask).
 
         Parameters
         ----------
@@ -511,41 +587,77 @@ class BraketLocalBackend:
         seed:
             Accepted for interface compatibility and **ignored**: the Braket local simulator
             cannot be seeded, so repeated calls give different outcomes.
+        twirl:
+            Readout-twirl masks (required when built with ``readout_twirl=True``):
+            ``(repeats.sum(), n)`` 0/1, one row per shot in output order. Shots with the same
+            (setting, mask) run as one task with ``x`` on the masked qubits before the
+            measurement; the returned bits have the mask XORed back out.
         save_to:
             If given, also save each task's ``GateModelTaskResult`` JSON (a directory of
             ``result_<g>.json`` files, or one ``.json`` file holding a list; an existing path is
             an error), which :func:`~shadowlab.acquire.result_files.read_braket_results` reads
-            back to exactly the returned outcomes.
+            back to exactly the returned outcomes. Not available with ``twirl`` (a setting is
+            then several tasks, whose raw bits are not the returned ones).
 
         Returns
         -------
         numpy.ndarray
             ``(repeats.sum(), n)`` uint8, 0 = eigenvalue +1, qubit 0 first; all shots of
-            setting 0 first, each setting's shots in the simulator's order.
+            setting 0 first, each setting's shots in the simulator's order (with twirling: the
+            shots of each (setting, mask) task fill that mask's rows in order).
         """
         from braket.task_result import GateModelTaskResult
 
+        from shadowlab.acquire.qiskit_backend import _check_masks
+
         sets, reps = check_settings_repeats(settings, repeats, self.n_qubits)
+        total = int(reps.sum())
+        masks = None
+        if twirl is not None:
+            masks = _check_masks(twirl, total, self.n_qubits, "twirl")
+            if save_to is not None:
+                raise ShadowlabError("save_to is not available with readout twirling on the Braket back end: each "
+                                     "setting runs as several tasks (one per mask) whose raw bits differ from the "
+                                     "returned ones; save the returned outcomes and masks instead")
+        elif self.readout_twirl:
+            raise ShadowlabError(f"this back end was built with readout_twirl=True: pass the per-shot X-flip masks, "
+                                 f"twirl=<({total}, {self.n_qubits}) uint8 array>")
         if save_to is not None:
             check_can_write(save_to, force=False)
+        if masks is None:
+            offsets = np.concatenate([[0], np.cumsum(reps)])
+            tasks = [(g, None, np.arange(offsets[g], offsets[g + 1])) for g in range(sets.shape[0])]
+        else:
+            shot_setting = np.repeat(np.arange(sets.shape[0], dtype=np.int64), reps)
+            code = masks.astype(np.int64) @ (1 << np.arange(self.n_qubits, dtype=np.int64))
+            unique, first, inverse = np.unique(np.stack([shot_setting, code], axis=1), axis=0, return_index=True,
+                                               return_inverse=True)
+            inverse = inverse.reshape(-1)
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=unique.shape[0]))])
+            tasks = [(int(unique[j, 0]), masks[first[j]], order[bounds[j]:bounds[j + 1]])
+                     for j in range(unique.shape[0])]
+        outcomes = np.empty((total, self.n_qubits), dtype=np.uint8)
         records = []
-        for row, shots in zip(sets, reps.tolist(), strict=True):
-            result = self._device.run(self.setting_circuit(row), shots=int(shots)).result()
+        for j, (g, mask, rows) in enumerate(tasks):
+            result = self._device.run(self.setting_circuit(sets[g], mask), shots=int(rows.size)).result()
             model = GateModelTaskResult(
                 measurements=np.asarray(result.measurements, dtype=np.int64).tolist(),
                 measuredQubits=[int(q) for q in result.measured_qubits],
                 taskMetadata=result.task_metadata,
                 additionalMetadata=result.additional_metadata,
             )
-            records.append(json.loads(model.json()))
-        outcomes = np.concatenate([braket_record_outcomes(r, self.n_qubits, where=f"task {g}")
-                                   for g, r in enumerate(records)])
+            record = json.loads(model.json())
+            outcomes[rows] = braket_record_outcomes(record, self.n_qubits, where=f"task {j}")
+            records.append(record)
+        if masks is not None:
+            outcomes ^= masks
         if save_to is not None:
             write_braket_results(save_to, records)
         return outcomes
 
     def describe(self) -> dict[str, Any]:
-        """JSON-serializable provenance: back end, device, versions, state, noise, seeding."""
+        """JSON-serializable provenance: back end, device, versions, state, noise, twirl, seeding."""
         return {
             "backend": self.name,
             "device": self.device_name,
@@ -554,6 +666,7 @@ class BraketLocalBackend:
             "state": self.state_description,
             "n_qubits": self.n_qubits,
             "noise": self._noise_summary,
+            "readout_twirl": self.readout_twirl,
             "seeded": False,
             "reproducible": False,
             "note": "the Braket local simulator cannot be seeded; outcomes differ between runs",

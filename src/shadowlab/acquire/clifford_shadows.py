@@ -20,6 +20,20 @@ independent bits, which makes the tableau uniform over the Clifford group modulo
 
 The vectors are bit-packed into ``uint64`` words and the cost is ``O(n^3 / 64)`` word operations
 per Clifford; :func:`random_cliffords` builds many at once to share the ``O(n)`` NumPy calls.
+
+Noise
+-----
+A :class:`~shadowlab.acquire.noise.NoiseModel` describes the device, as for local-Pauli shadows:
+its gate noise (``DEPOLARIZE1``/``DEPOLARIZE2`` after each gate of a stim state's preparation
+circuit, Pauli errors drawn from the caller's generator), then the measurement: the random
+Clifford is treated as the measurement layer, whose depolarizing gate flips each measured bit
+with probability ``2p/3``, followed by asymmetric readout flips ``p01``/``p10``
+(:func:`~shadowlab.acquire.noise.apply_measurement_noise`, without readout twirling: the global
+Clifford ensemble twirls any gate-independent measurement noise into a depolarizing form by
+itself, Chen, Yu, Zeng, Flammia, PRX Quantum 2, 030348 (2021); see
+:mod:`shadowlab.estimate.fidelity` for the robust estimator). The state's ``dephasing`` option acts
+after the preparation, as before. ``zero:N`` is the calibration state ``|0...0>`` (no gates, so
+no gate noise).
 """
 
 from __future__ import annotations
@@ -31,6 +45,7 @@ from typing import Any
 import numpy as np
 import stim
 
+from shadowlab.acquire.noise import NoiseModel
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError, StateError
 
 DEFAULT_BATCH_SNAPSHOTS = 256
@@ -174,6 +189,9 @@ class CliffordShadowState:
     dephasing:
         Probability ``p`` of a ``Z`` error on each qubit after preparation, drawn independently
         per qubit and per snapshot (stim circuits only).
+    noise:
+        Device noise (gate noise of the preparation circuit, measurement-layer and readout flips),
+        or None for an ideal device.
     """
 
     description: str
@@ -181,12 +199,14 @@ class CliffordShadowState:
     circuit: stim.Circuit | None = None
     statevector: np.ndarray | None = field(default=None, repr=False)
     dephasing: float = 0.0
+    noise: NoiseModel | None = None
 
 
 def make_state(
     state: str | stim.Circuit | np.ndarray,
     *,
     dephasing: float = 0.0,
+    noise: NoiseModel | None = None,
     description: str | None = None,
 ) -> CliffordShadowState:
     """Resolve ``state`` for :func:`iter_clifford_snapshots`.
@@ -194,11 +214,15 @@ def make_state(
     Parameters
     ----------
     state:
-        A built-in Clifford spec (``ghz:100``, ``cluster:50``, ``cluster2d:10x10``, ``toric:3``), a path
-        to a ``.stim`` file, a :class:`stim.Circuit` (unitary Clifford gates only), or a state vector
-        (``n <= 16`` qubits, qubit 0 = most significant bit).
+        A built-in Clifford spec (``ghz:100``, ``cluster:50``, ``cluster2d:10x10``, ``toric:3``), the
+        calibration state ``zero:N`` (``|0...0>``), a path to a ``.stim`` file, a :class:`stim.Circuit`
+        (unitary Clifford gates only), or a state vector (``n <= 16`` qubits, qubit 0 = most
+        significant bit).
     dephasing:
         Per-qubit ``Z``-error probability in ``[0, 1]`` (stim circuits only).
+    noise:
+        Device noise (see the module documentation); default None, an ideal device. Per-qubit
+        readout lists must have one entry per qubit.
     description:
         Name recorded in provenance (default: the spec, or a generic name).
 
@@ -207,13 +231,30 @@ def make_state(
     StateError
         If the circuit measures, resets or contains noise channels, or the vector is invalid.
     ShadowlabError
-        On an unknown spec, a bad dephasing probability, or dephasing asked of a state vector.
+        On an unknown spec, a bad dephasing probability, dephasing asked of a state vector, or a
+        noise model whose per-qubit readout lists do not match the qubit count.
+
+    Examples
+    --------
+    >>> from shadowlab.acquire.noise import NoiseModel
+    >>> s = make_state("zero:3", noise=NoiseModel(readout_p01=0.05, readout_p10=0.15))
+    >>> s.n_qubits, s.description
+    (3, 'zero:3')
     """
     if not 0.0 <= float(dephasing) <= 1.0:
         raise ShadowlabError(f"dephasing must be a probability in [0, 1], got {dephasing}")
+    if noise is not None and not isinstance(noise, NoiseModel):
+        raise ShadowlabError("noise must be a shadowlab.acquire.noise.NoiseModel (or None), got "
+                             f"{type(noise).__name__}")
     if isinstance(state, str):
+        zero = calibration_state_size(state)
+        if zero is not None:
+            if noise is not None:
+                noise.readout(zero)
+            return CliffordShadowState(description or f"zero:{zero}", zero, circuit=stim.Circuit(),
+                                       dephasing=float(dephasing), noise=noise)
         circuit = load_stabilizer_circuit(state)
-        return make_state(circuit, dephasing=dephasing, description=description or state)
+        return make_state(circuit, dephasing=dephasing, noise=noise, description=description or state)
     if isinstance(state, stim.Circuit):
         from shadowlab.acquire.stim_sampler import check_state_circuit
 
@@ -221,7 +262,10 @@ def make_state(
         n = state.num_qubits
         if n < 1:
             raise StateError("the stim circuit acts on no qubits")
-        return CliffordShadowState(description or "stim circuit", n, circuit=state, dephasing=float(dephasing))
+        if noise is not None:
+            noise.readout(n)
+        return CliffordShadowState(description or "stim circuit", n, circuit=state, dephasing=float(dephasing),
+                                   noise=noise)
     from shadowlab.acquire.statevector import validate_statevector
 
     psi, n = validate_statevector(state, what=description or "state")
@@ -230,7 +274,23 @@ def make_state(
                          f"simulator (at most {MAX_STATEVECTOR_QUBITS}); give a stabilizer state as a stim circuit")
     if dephasing:
         raise ShadowlabError("dephasing is supported for stim circuits only; apply it to the state vector yourself")
-    return CliffordShadowState(description or "state vector", n, statevector=psi)
+    if noise is not None:
+        noise.readout(n)
+    return CliffordShadowState(description or "state vector", n, statevector=psi, noise=noise)
+
+
+def calibration_state_size(spec: str) -> int | None:
+    """``N`` for the calibration spec ``zero:N`` (None for any other spec)."""
+    name, sep, arg = spec.strip().partition(":")
+    if name.lower() != "zero" or not sep:
+        return None
+    try:
+        n = int(arg)
+    except ValueError:
+        raise ShadowlabError(f"{spec!r}: expected zero:N with N the number of qubits") from None
+    if n < 1:
+        raise ShadowlabError(f"{spec!r}: the calibration state needs at least one qubit")
+    return n
 
 
 def load_stabilizer_circuit(spec: str) -> stim.Circuit:
@@ -329,12 +389,45 @@ def apply_circuit_statevector(state: np.ndarray, circuit: stim.Circuit) -> np.nd
     return state
 
 
+def _prepare_with_gate_noise(n: int, circuit: stim.Circuit, rng: np.random.Generator) -> stim.TableauSimulator:
+    """Run ``circuit`` (with depolarizing channels) on ``|0...0>``, drawing its Pauli errors from ``rng``.
+
+    ``DEPOLARIZE1(p)``: each target independently gets X, Y or Z with probability ``p/3`` each;
+    ``DEPOLARIZE2(p)``: each target pair gets one of the 15 non-identity Pauli pairs with
+    probability ``p/15`` each (stim's definitions). Every draw comes from ``rng`` (not stim's own
+    generator), so the data are reproducible across machines and stim versions.
+    """
+    sim = stim.TableauSimulator()
+    sim.set_num_qubits(n)
+    paulis = (None, sim.x, sim.y, sim.z)
+    for op in circuit.flattened():
+        name = op.name
+        if name in ("DEPOLARIZE1", "DEPOLARIZE2"):
+            p = op.gate_args_copy()[0]
+            qs = [t.value for t in op.targets_copy()]
+            if name == "DEPOLARIZE1":
+                for q in np.asarray(qs)[rng.random(len(qs)) < p].tolist():
+                    paulis[int(rng.integers(1, 4))](q)
+            else:
+                pairs = np.asarray(qs).reshape(-1, 2)
+                for a, b in pairs[rng.random(len(pairs)) < p].tolist():
+                    first, second = divmod(int(rng.integers(1, 16)), 4)
+                    if first:
+                        paulis[first](a)
+                    if second:
+                        paulis[second](b)
+        else:
+            sim.do(op)
+    return sim
+
+
 def sample_snapshots(
     state: CliffordShadowState,
     n_snapshots: int,
     rng: np.random.Generator,
     *,
     cliffords: Sequence[stim.Tableau] | None = None,
+    noise: NoiseModel | None = None,
 ) -> tuple[list[stim.Tableau], np.ndarray]:
     """Draw ``n_snapshots`` global-Clifford snapshots of ``state``.
 
@@ -345,24 +438,46 @@ def sample_snapshots(
     n_snapshots:
         Number of snapshots.
     rng:
-        The only source of randomness (Cliffords, dephasing errors, outcomes).
+        The only source of randomness (Cliffords, gate errors, dephasing errors, outcomes, readout
+        flips).
     cliffords:
         Measure in these Cliffords (``n_snapshots`` of them) instead of drawing new ones, e.g. to
         compare states on the same measurement settings.
+    noise:
+        Device noise; default None: ``state.noise``. Gate noise acts on a stim state's
+        preparation circuit; the outcomes of measuring that state ideally are then passed through
+        the measurement-layer and readout flips
+        (:func:`~shadowlab.acquire.noise.apply_measurement_noise`, no readout twirling).
 
     Returns
     -------
     (tableaux, outcomes):
         The random Cliffords and ``(S, n)`` uint8 outcomes (1 = ``|1>``).
+
+    Examples
+    --------
+    >>> from shadowlab.acquire.noise import NoiseModel
+    >>> tabs, b = sample_snapshots(make_state("zero:2"), 3, np.random.default_rng(0),
+    ...                            noise=NoiseModel(readout_p01=0.1))
+    >>> len(tabs), b.shape, b.dtype
+    (3, (3, 2), dtype('uint8'))
     """
     rng = _check_rng(rng)
     n = state.n_qubits
+    noise = state.noise if noise is None else noise
+    if noise is not None:
+        if not isinstance(noise, NoiseModel):
+            raise ShadowlabError(f"noise must be a NoiseModel (or None), got {type(noise).__name__}")
+        noise.readout(n)  # per-qubit lists must fit
     if cliffords is not None and len(cliffords) != n_snapshots:
         raise ShadowlabError(f"cliffords: got {len(cliffords)} tableaux for {n_snapshots} snapshots")
     tableaux: list[stim.Tableau] = []
     outcomes = np.empty((n_snapshots, n), dtype=np.uint8)
     base = None
+    noisy_circuit = None
     if state.circuit is not None:
+        if noise is not None and (noise.depolarizing > 0 or noise.p2 > 0):
+            noisy_circuit = noise.state_circuit(state.circuit)
         base = stim.TableauSimulator()
         base.set_num_qubits(n)
         base.do_circuit(state.circuit)
@@ -377,7 +492,7 @@ def sample_snapshots(
                 raise QubitCountMismatchError(f"cliffords: tableau {s} acts on {len(u)} qubits, the state on {n}")
         tableaux.append(u)
         if base is not None:
-            sim = base.copy()
+            sim = base.copy() if noisy_circuit is None else _prepare_with_gate_noise(n, noisy_circuit, rng)
             if state.dephasing:
                 flips = np.flatnonzero(rng.random(n) < state.dephasing)
                 if flips.size:
@@ -390,6 +505,10 @@ def sample_snapshots(
             probs = np.abs(amp) ** 2
             index = int(rng.choice(probs.size, p=probs / probs.sum()))
             outcomes[s] = [(index >> (n - 1 - q)) & 1 for q in range(n)]
+    if noise is not None and not noise.is_noiseless:
+        from shadowlab.acquire.noise import apply_measurement_noise
+
+        outcomes, _ = apply_measurement_noise(outcomes, noise, rng, readout_twirl=False)
     return tableaux, outcomes
 
 
@@ -399,11 +518,13 @@ def iter_clifford_snapshots(
     *,
     seed: int = 0,
     batch_snapshots: int = DEFAULT_BATCH_SNAPSHOTS,
+    noise: NoiseModel | None = None,
 ) -> Iterator[tuple[list[stim.Tableau], np.ndarray]]:
     """Yield the snapshots of a simulated experiment in seeded batches.
 
     Batch ``b`` uses ``numpy.random.default_rng(numpy.random.SeedSequence(seed).spawn(B)[b])``, so
-    the data depend only on ``(state, n_snapshots, seed, batch_snapshots)``.
+    the data depend only on ``(state, n_snapshots, seed, batch_snapshots, noise)``. ``noise``
+    defaults to ``state.noise`` (see :func:`sample_snapshots`).
     """
     if n_snapshots < 1:
         raise ShadowlabError(f"n_snapshots must be >= 1, got {n_snapshots}")
@@ -412,17 +533,30 @@ def iter_clifford_snapshots(
     n_batches = -(-n_snapshots // batch_snapshots)
     for b, child in enumerate(np.random.SeedSequence(seed).spawn(n_batches)):
         size = min(batch_snapshots, n_snapshots - b * batch_snapshots)
-        yield sample_snapshots(state, size, np.random.default_rng(child))
+        yield sample_snapshots(state, size, np.random.default_rng(child), noise=noise)
 
 
-def provenance(state: CliffordShadowState, *, n_snapshots: int, seed: int, batch_snapshots: int) -> dict[str, Any]:
-    """The record of how a simulated global-Clifford data set was made."""
+def provenance(state: CliffordShadowState, *, n_snapshots: int, seed: int, batch_snapshots: int,
+               noise: NoiseModel | None = None) -> dict[str, Any]:
+    """The record of how a simulated global-Clifford data set was made.
+
+    ``noise`` (default: ``state.noise``) is recorded as :meth:`NoiseModel.record` plus
+    ``state_gate_noise`` (whether the gate noise acted on a preparation circuit) and
+    ``readout_twirl`` (always False: the Clifford ensemble needs none); None for an ideal device.
+    """
+    noise = state.noise if noise is None else noise
+    record = None
+    if noise is not None:
+        record = {**noise.record(), "state_gate_noise": state.circuit is not None and len(state.circuit) > 0,
+                  "measurement_layer": "the random global Clifford, then one depolarizing gate per qubit (flip "
+                                       "2p/3), then readout", "readout_twirl": False}
     return {
         "source": "simulation",
         "ensemble": "global_clifford",
         "state": state.description,
         "simulator": "stim" if state.circuit is not None else "statevector",
         "dephasing": state.dephasing,
+        "noise": record,
         "n_snapshots": n_snapshots,
         "seed": seed,
         "batch_snapshots": batch_snapshots,

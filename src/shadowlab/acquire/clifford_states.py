@@ -29,7 +29,7 @@ from shadowlab.acquire.stim_sampler import check_state_circuit
 from shadowlab.errors import ShadowlabError
 from shadowlab.paulis import PauliString, PauliSum
 
-CLIFFORD_SPECS = ("ghz:N", "cluster:N", "cluster2d:RxC", "toric:L")
+CLIFFORD_SPECS = ("ghz:N", "cluster:N", "cluster2d:RxC", "toric:L", "surface:D")
 
 
 def ghz_circuit(n: int) -> stim.Circuit:
@@ -136,7 +136,8 @@ def toric_code_stabilizers(size: int) -> PauliSum:
 
 
 def builtin_clifford(spec: str) -> stim.Circuit:
-    """Circuit for a spec ``ghz:N``, ``cluster:N``, ``cluster2d:RxC`` or ``toric:L``.
+    """Circuit for a spec ``ghz:N``, ``cluster:N``, ``cluster2d:RxC``, ``toric:L`` or ``surface:D``
+    (the rotated surface code's ``|0_L>``, odd distance ``D``, :mod:`shadowlab.acquire.codes`).
 
     Examples
     --------
@@ -153,12 +154,18 @@ def builtin_clifford(spec: str) -> stim.Circuit:
         raise ShadowlabError(f"cannot read the size in {spec!r}; expected one of {', '.join(CLIFFORD_SPECS)}"
                              ) from None
     builders = {"ghz": ghz_circuit, "cluster": cluster_circuit, "cluster2d": cluster_2d_circuit,
-                "toric": toric_code_circuit}
+                "toric": toric_code_circuit, "surface": _surface_code_circuit}
     if name not in builders:
         raise ShadowlabError(f"unknown Clifford state {spec!r}; expected one of {', '.join(CLIFFORD_SPECS)}")
     if len(sizes) != (2 if name == "cluster2d" else 1):
         raise ShadowlabError(f"cannot read the size in {spec!r}; expected one of {', '.join(CLIFFORD_SPECS)}")
     return builders[name](*sizes)
+
+
+def _surface_code_circuit(distance: int) -> stim.Circuit:
+    from shadowlab.acquire.codes import rotated_surface_code  # the codes module builds on this one
+
+    return rotated_surface_code(distance).state_circuit("0")
 
 
 def stabilizer_expectations(circuit: stim.Circuit, paulis: PauliSum | Sequence[PauliString]) -> np.ndarray:
@@ -223,3 +230,38 @@ def _expectations(circuit: stim.Circuit, terms: Sequence[PauliString], n: int) -
 def _check_size(what: str, value: int, minimum: int) -> None:
     if value < minimum:
         raise ShadowlabError(f"{what} needs a size >= {minimum}, got {value}")
+
+
+def local_stabilizer_elements(
+    circuit: stim.Circuit, n: int, count: int, rng: np.random.Generator, *, min_weight: int = 2,
+    max_weight: int = 4, window: int = 4, attempts: int = 200,
+) -> list[PauliString]:
+    """Up to ``count`` distinct stabilizer-group elements of weight ``min_weight..max_weight``.
+
+    Each is the product of 1 to 3 of the generators ``C Z_k C^dagger`` with indices within
+    ``window`` of each other, which for states whose circuit keeps them local (GHZ: ``Z_k Z_{k+1}``;
+    cluster: ``Z X Z``) are low-weight Paulis with expectation ``+-1`` in the noiseless state (the
+    sign is dropped here: use :func:`stabilizer_expectations` for it). Noise channels in
+    ``circuit`` are ignored. Stops after ``attempts * count`` draws.
+    """
+    tableau = circuit.without_noise().to_tableau()
+    k_max = len(tableau)
+    generators = [tableau.z_output(k) for k in range(k_max)]
+    padded = [stim.PauliString(n) for _ in range(k_max)]
+    for k, g in enumerate(generators):
+        padded[k] = g + stim.PauliString(n - len(g)) if len(g) < n else g
+    found: dict[str, PauliString] = {}
+    for _ in range(attempts * count):
+        if len(found) >= count:
+            break
+        first = int(rng.integers(k_max))
+        others = rng.integers(first, min(first + window, k_max), size=int(rng.integers(0, 3)))
+        product = padded[first].copy()
+        for k in set(int(o) for o in others) - {first}:
+            product *= padded[k]
+        if not min_weight <= product.weight <= max_weight:
+            continue
+        letters = [(q, int(product[q]) - 1) for q in range(n) if product[q]]
+        pauli = PauliString(tuple(q for q, _ in letters), tuple(c for _, c in letters))
+        found.setdefault(pauli.to_sparse(), pauli)
+    return list(found.values())

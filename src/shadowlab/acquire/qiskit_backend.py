@@ -16,6 +16,19 @@ Conventions
   first) and carries ``metadata = {"shadowlab_index": g, "shadowlab_setting": LETTERS}``.
 * Outcomes: ``(shots, n)`` uint8, 0 = eigenvalue +1, qubit 0 first. Qiskit bit strings are
   little-endian (the rightmost character is classical bit 0 = qubit 0) and are converted.
+
+Noise and the measurement layer
+-------------------------------
+:func:`noise_model_from_spec` turns a :class:`shadowlab.acquire.noise.NoiseModel` into an Aer
+noise model with the same semantics (stim's ``DEPOLARIZE1``/``DEPOLARIZE2`` as Pauli errors
+after every one-/two-qubit gate, asymmetric readout). Under such a model the Aer back end uses
+the *uniform measurement layer*: exactly one ``u`` gate per qubit for every basis (``u(pi/2, 0,
+pi)`` = ``H`` for X, ``u(pi/2, 0, pi/2)`` = ``H S^dagger`` for Y, ``u(0, 0, 0)`` = identity for
+Z), so every outcome sees the same depolarizing gate whatever its basis, as a device that always
+plays a rotation pulse does (the robust-shadow assumption; see :mod:`shadowlab.acquire.noise`).
+With readout twirling the twirl ``X`` is folded into that gate (``X u``: one noisy gate, the
+same noise). Circuits exported for devices (:func:`setting_circuits_qiskit` by default) keep the
+minimal form above; there the device's own pulses decide the noise.
 """
 
 from __future__ import annotations
@@ -24,6 +37,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Mapping
 from importlib import metadata as _metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,9 +62,15 @@ if TYPE_CHECKING:
     from qiskit import QuantumCircuit
     from qiskit_aer.noise import NoiseModel
 
+    from shadowlab.acquire.noise import NoiseModel as ShadowlabNoiseModel
+
 __all__ = [
+    "AER_NOISY_1Q_GATES",
+    "AER_NOISY_2Q_GATES",
     "QASM_SUFFIXES",
     "QiskitAerBackend",
+    "measurement_u_angles",
+    "noise_model_from_spec",
     "qasm_version",
     "setting_circuits_qiskit",
     "state_circuit_qiskit",
@@ -68,6 +88,22 @@ _STIM_DIRECT = frozenset({"I", "X", "Y", "Z", "H", "S", "S_DAG", "SQRT_X", "SQRT
 _STIM_ANNOTATIONS = frozenset({"TICK", "QUBIT_COORDS", "SHIFT_COORDS"})
 _QISKIT_GATES = {"I": "id", "X": "x", "Y": "y", "Z": "z", "H": "h", "S": "s", "S_DAG": "sdg", "SQRT_X": "sx",
                  "SQRT_X_DAG": "sxdg", "CX": "cx", "CY": "cy", "CZ": "cz", "SWAP": "swap", "ISWAP": "iswap"}
+
+#: One-qubit gates that :func:`noise_model_from_spec` makes noisy (and keeps as simulator basis gates).
+AER_NOISY_1Q_GATES = ("id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "sx", "sxdg", "rx", "ry", "rz", "p", "r",
+                      "u", "u1", "u2", "u3")
+#: Two-qubit gates that :func:`noise_model_from_spec` makes noisy (Aer's native two-qubit gates; others,
+#: such as ``iswap``, are decomposed into these by the transpiler, each piece with its own noise).
+AER_NOISY_2Q_GATES = ("cx", "cy", "cz", "swap", "ecr", "cp", "crx", "cry", "crz", "cu", "rxx", "ryy", "rzz", "rzx",
+                      "csx")
+
+# u(theta, phi, lambda) of the measurement gate of basis b (0/1/2 = X/Y/Z) followed by X^t (twirl):
+# u = [[cos(t/2), -e^{il} sin(t/2)], [e^{ip} sin(t/2), e^{i(p+l)} cos(t/2)]]; H = u(pi/2, 0, pi),
+# H S^dagger = u(pi/2, 0, pi/2), X H = u(pi/2, 0, 0), X H S^dagger = u(pi/2, 0, -pi/2), X = u(pi, 0, pi).
+_MEASUREMENT_U = {
+    (0, 0): (np.pi / 2, 0.0, np.pi), (1, 0): (np.pi / 2, 0.0, np.pi / 2), (2, 0): (0.0, 0.0, 0.0),
+    (0, 1): (np.pi / 2, 0.0, 0.0), (1, 1): (np.pi / 2, 0.0, -np.pi / 2), (2, 1): (np.pi, 0.0, np.pi),
+}
 
 
 def _require_qiskit(what: str, *, aer: bool = False) -> None:
@@ -305,7 +341,20 @@ def _starts_with_openqasm(path: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def setting_circuits_qiskit(state_circuit: Any, settings: Any, *, first_index: int = 0) -> list[QuantumCircuit]:
+def measurement_u_angles(basis: int, flip: int = 0) -> tuple[float, float, float]:
+    """``(theta, phi, lambda)`` of the single ``u`` gate that measures ``basis`` (0/1/2 = X/Y/Z)
+    in Z, times ``X`` when ``flip`` (a readout-twirl flip), up to a global phase.
+
+    Examples
+    --------
+    >>> measurement_u_angles(2)
+    (0.0, 0.0, 0.0)
+    """
+    return _MEASUREMENT_U[(int(basis), int(flip))]
+
+
+def setting_circuits_qiskit(state_circuit: Any, settings: Any, *, first_index: int = 0, twirl: Any = None,
+                            uniform_layer: bool = False) -> list[QuantumCircuit]:
     """One measurement circuit per setting: state preparation, barrier, basis rotations, measure all.
 
     Parameters
@@ -318,13 +367,22 @@ def setting_circuits_qiskit(state_circuit: Any, settings: Any, *, first_index: i
         :class:`~shadowlab.plan.scheme.Scheme` (its settings).
     first_index:
         Plan index of ``settings[0]`` (for circuit names when a plan is submitted in slices).
+    twirl:
+        Optional ``(G, n)`` 0/1 readout-twirl masks, one per circuit: an ``X`` on the qubits with
+        a 1 just before measuring (the raw bits are then the measured Pauli's bits XOR the mask;
+        undoing it is the caller's job). Recorded as ``metadata["shadowlab_twirl"]`` (a 0/1
+        string, qubit 0 first).
+    uniform_layer:
+        If true, the basis change is exactly one ``u`` gate per qubit for every basis, the twirl
+        ``X`` folded in (:func:`measurement_u_angles`), so that a gate-noise model gives every
+        basis the same noise; default ``False``: the minimal form below.
 
     Returns
     -------
     list of qiskit.QuantumCircuit
         Circuit ``g`` is named ``shadowlab_<first_index + g>_<LETTERS>`` and measures qubit ``q``
         into bit ``q`` of the register ``meas``: X basis ``H``, Y basis ``Sdg`` then ``H``, Z basis
-        nothing before the measurement (bit 0 = eigenvalue +1).
+        nothing before the measurement (bit 0 = eigenvalue +1), then ``X`` on twirled qubits.
     """
     _require_qiskit("setting_circuits_qiskit")
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
@@ -332,23 +390,45 @@ def setting_circuits_qiskit(state_circuit: Any, settings: Any, *, first_index: i
     prep = state_circuit_qiskit(state_circuit)
     n = prep.num_qubits
     sets = check_settings(settings, n)
+    masks = None if twirl is None else _check_masks(twirl, sets.shape[0], n, "twirl")
     circuits = []
     for g, (row, label) in enumerate(zip(sets, setting_labels(sets), strict=True)):
         index = first_index + g
+        metadata: dict[str, Any] = {"shadowlab_index": index, "shadowlab_setting": label}
+        mask = np.zeros(n, dtype=np.uint8) if masks is None else masks[g]
+        if masks is not None:
+            metadata["shadowlab_twirl"] = "".join(str(int(b)) for b in mask)
         qc = QuantumCircuit(QuantumRegister(n, "q"), ClassicalRegister(n, QISKIT_REGISTER),
-                            name=setting_circuit_name(index, label),
-                            metadata={"shadowlab_index": index, "shadowlab_setting": label})
+                            name=setting_circuit_name(index, label), metadata=metadata)
         qc.compose(prep, qubits=list(range(n)), inplace=True)
         qc.barrier()
-        ys = np.flatnonzero(row == 1).tolist()
-        rotated = np.flatnonzero(row != 2).tolist()
-        if ys:
-            qc.sdg(ys)
-        if rotated:
-            qc.h(rotated)
+        if uniform_layer:
+            for q in range(n):
+                qc.u(*measurement_u_angles(int(row[q]), int(mask[q])), q)
+        else:
+            ys = np.flatnonzero(row == 1).tolist()
+            rotated = np.flatnonzero(row != 2).tolist()
+            flipped = np.flatnonzero(mask).tolist()
+            if ys:
+                qc.sdg(ys)
+            if rotated:
+                qc.h(rotated)
+            if flipped:
+                qc.x(flipped)
         qc.measure(list(range(n)), list(range(n)))
         circuits.append(qc)
     return circuits
+
+
+def _check_masks(masks: Any, rows: int, n: int, what: str) -> np.ndarray:
+    m = np.asarray(masks)
+    if m.shape != (rows, n):
+        raise ShadowlabError(f"{what} must be a ({rows}, {n}) array of 0/1 masks (one row per shot, one column per "
+                             f"qubit), got shape {m.shape}")
+    if m.size and ((not np.issubdtype(m.dtype, np.integer) and m.dtype != np.bool_) or int(m.min()) < 0
+                   or int(m.max()) > 1):
+        raise ShadowlabError(f"{what} must hold 0/1 integers (1 = X flip before the measurement)")
+    return np.ascontiguousarray(m, dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -356,10 +436,77 @@ def setting_circuits_qiskit(state_circuit: Any, settings: Any, *, first_index: i
 # --------------------------------------------------------------------------------------------
 
 
+def noise_model_from_spec(noise: ShadowlabNoiseModel | Mapping[str, Any], n_qubits: int | None = None) -> NoiseModel:
+    """The Qiskit Aer noise model of a :class:`shadowlab.acquire.noise.NoiseModel` (same semantics).
+
+    Parameters
+    ----------
+    noise:
+        A shadowlab ``NoiseModel``, or a spec mapping :meth:`NoiseModel.from_spec` reads
+        (``{"depolarizing": 0.01, "readout_p01": 0.05, "readout_p10": 0.15}``).
+    n_qubits:
+        Needed only for per-qubit readout probabilities (one ``ReadoutError`` per qubit).
+
+    Returns
+    -------
+    qiskit_aer.noise.NoiseModel
+        * after every one-qubit gate of :data:`AER_NOISY_1Q_GATES` (``u`` included, so the
+          measurement layer's rotation too): the Pauli error ``X``, ``Y``, ``Z`` each with
+          probability ``p/3`` -- stim's ``DEPOLARIZE1(p)``, which is Aer's
+          ``depolarizing_error(4p/3, 1)``;
+        * after every two-qubit gate of :data:`AER_NOISY_2Q_GATES`: each of the 15 non-identity
+          Pauli pairs with probability ``p2/15`` (stim's ``DEPOLARIZE2``);
+        * on every measurement: ``ReadoutError([[1 - p01, p01], [p10, 1 - p10]])`` (row: the
+          measured bit, column: the bit read).
+
+        The basis gates are the two lists above, so the transpiler keeps those gates as written.
+
+    Examples
+    --------
+    >>> model = noise_model_from_spec({"depolarizing": 0.01, "p01": 0.05, "p10": 0.15})  # doctest: +SKIP
+    >>> {"u", "cx", "measure"} <= set(model.noise_instructions)  # doctest: +SKIP
+    True
+    """
+    _require_qiskit("noise_model_from_spec", aer=True)
+    from qiskit_aer.noise import NoiseModel, ReadoutError, pauli_error
+
+    from shadowlab.acquire.noise import NoiseModel as ShadowlabNoise
+
+    spec = noise if isinstance(noise, ShadowlabNoise) else ShadowlabNoise.from_spec(noise)
+    model = NoiseModel(basis_gates=[*AER_NOISY_1Q_GATES, *AER_NOISY_2Q_GATES])
+    p1, p2 = float(spec.depolarizing), float(spec.p2)
+    if p1 > 0:
+        error1 = pauli_error([("I", 1.0 - p1), ("X", p1 / 3), ("Y", p1 / 3), ("Z", p1 / 3)])
+        model.add_all_qubit_quantum_error(error1, list(AER_NOISY_1Q_GATES))
+    if p2 > 0:
+        pairs = [a + b for a in "IXYZ" for b in "IXYZ"][1:]
+        error2 = pauli_error([("II", 1.0 - p2), *((label, p2 / 15) for label in pairs)])
+        model.add_all_qubit_quantum_error(error2, list(AER_NOISY_2Q_GATES))
+    per_qubit = isinstance(spec.readout_p01, tuple) or isinstance(spec.readout_p10, tuple)
+    if per_qubit:
+        if n_qubits is None:
+            raise ShadowlabError("per-qubit readout probabilities need n_qubits (noise_model_from_spec(noise, n))")
+        p01, p10 = spec.readout(int(n_qubits))
+        for q in range(int(n_qubits)):
+            if p01[q] > 0 or p10[q] > 0:
+                model.add_readout_error(_readout_error(ReadoutError, p01[q], p10[q]), [q])
+    elif spec.readout_p01 or spec.readout_p10:
+        model.add_all_qubit_readout_error(_readout_error(ReadoutError, float(spec.readout_p01),
+                                                         float(spec.readout_p10)))
+    return model
+
+
+def _readout_error(cls: Any, p01: float, p10: float) -> Any:
+    return cls([[1.0 - float(p01), float(p01)], [float(p10), 1.0 - float(p10)]])
+
+
 def _noise_summary(noise_model: NoiseModel | None) -> dict[str, Any] | None:
     if noise_model is None:
         return None
-    full = json.dumps(noise_model.to_dict(serializable=True), sort_keys=True, default=str)
+    described = noise_model.to_dict(serializable=True)
+    # Aer gives every error a random id; without them equal models hash equally (resume checks).
+    described["errors"] = [{k: v for k, v in e.items() if k != "id"} for e in described.get("errors", [])]
+    full = json.dumps(described, sort_keys=True, default=str)
     return {
         "basis_gates": sorted(noise_model.basis_gates),
         "noise_instructions": sorted(noise_model.noise_instructions),
@@ -391,9 +538,11 @@ class QiskitAerBackend:
         Anything :func:`state_circuit_qiskit` accepts (a ``QuantumCircuit``, an OpenQASM file, a
         ``PreparedState``, a spec such as ``"ghz:4"``, ...).
     noise_model:
-        A ``qiskit_aer.noise.NoiseModel`` passed to the ``AerSimulator`` (gate errors apply to
-        the gates after transpilation to the simulator's basis; readout errors to the
-        measurements).
+        ``None``; a :class:`shadowlab.acquire.noise.NoiseModel` (converted with
+        :func:`noise_model_from_spec`, recorded in :meth:`describe` and measured with the uniform
+        measurement layer); or a ``qiskit_aer.noise.NoiseModel`` passed to the ``AerSimulator``
+        as is (gate errors apply to the gates after transpilation to the simulator's basis;
+        readout errors to the measurements).
     seed_offset:
         Non-negative integer mixed into every run's seed: the same ``(settings, repeats, seed)``
         give identical outcomes for the same offset, independent ones for another offset.
@@ -402,55 +551,120 @@ class QiskitAerBackend:
     optimization_level:
         Transpiler optimization level for the state preparation (0 keeps the gates as given,
         so a noise model applies to exactly the gates written).
+    readout_twirl:
+        Whether runs are readout-twirled: :meth:`describe` records it, and :meth:`run_batch`
+        then refuses to run without one X-flip mask per shot (``twirl=``). (Masks given to a
+        back end built without it are applied all the same.)
+    uniform_measurement_layer:
+        Measure every basis with exactly one ``u`` gate per qubit (see the module
+        documentation); default: on for a shadowlab ``NoiseModel``, off otherwise (the minimal
+        ``Sdg``/``H`` layer that a hand-made Aer noise model may target).
 
     Notes
     -----
-    A batch runs one pub per setting (shots = its repeat count), all pubs with the same repeat
-    count in a single ``SamplerV2.run`` call -- so a plan with equal repeats is one sampler run.
-    Settings with different repeat counts go into separate runs (Aer's sampler splits them into
-    separate simulator jobs anyway), each seeded with
+    A batch runs one pub per distinct (setting, twirl mask) (shots = its count), all pubs with
+    the same shot count in a single ``SamplerV2.run`` call -- so a plan with equal repeats and no
+    twirl is one sampler run. Pubs with different shot counts go into separate runs (Aer's
+    sampler splits them into separate simulator jobs anyway), each seeded with
     ``SeedSequence(seed, spawn_key=(seed_offset, shots))`` rather than all with ``seed`` (Aer
     derives the seed of the ``i``-th circuit of a job from the job's seed and ``i``, so equal job
     seeds would make circuits of different runs reuse each other's random numbers).
+
+    Examples
+    --------
+    >>> from shadowlab.acquire.noise import NoiseModel
+    >>> backend = QiskitAerBackend("ghz:3", noise_model=NoiseModel(depolarizing=0.01),
+    ...                            readout_twirl=True)  # doctest: +SKIP
+    >>> masks = np.random.default_rng(0).integers(0, 2, size=(10, 3), dtype=np.uint8)  # doctest: +SKIP
+    >>> backend.run_batch(np.array([[0, 0, 0]]), np.array([10]), seed=1, twirl=masks).shape  # doctest: +SKIP
+    (10, 3)
     """
 
     name = "qiskit-aer"
 
-    def __init__(self, state: Any, *, noise_model: NoiseModel | None = None, seed_offset: int = 0,
-                 backend_options: dict[str, Any] | None = None, optimization_level: int = 0) -> None:
+    def __init__(self, state: Any, *, noise_model: NoiseModel | ShadowlabNoiseModel | None = None,
+                 seed_offset: int = 0, backend_options: dict[str, Any] | None = None, optimization_level: int = 0,
+                 readout_twirl: bool = False, uniform_measurement_layer: bool | None = None) -> None:
         _require_qiskit("QiskitAerBackend", aer=True)
         from qiskit import transpile
         from qiskit_aer import AerSimulator
         from qiskit_aer.noise import NoiseModel
 
-        if noise_model is not None and not isinstance(noise_model, NoiseModel):
-            raise ShadowlabError(f"noise_model must be a qiskit_aer.noise.NoiseModel, got {type(noise_model).__name__}")
+        from shadowlab.acquire.noise import NoiseModel as ShadowlabNoise
+
+        if noise_model is not None and not isinstance(noise_model, NoiseModel | ShadowlabNoise):
+            raise ShadowlabError(f"noise_model must be a shadowlab.acquire.noise.NoiseModel or a "
+                                 f"qiskit_aer.noise.NoiseModel, got {type(noise_model).__name__}")
         self.seed_offset = _check_seed(seed_offset, "seed_offset")
+        circuit = state_circuit_qiskit(state)
+        self.state_description = _describe_state(state, circuit)
+        self.n_qubits = int(circuit.num_qubits)
+        self.noise = noise_model if isinstance(noise_model, ShadowlabNoise) else None
+        if self.noise is not None:
+            self.noise.readout(self.n_qubits)  # per-qubit lists must match the qubit count
+            noise_model = noise_model_from_spec(self.noise, self.n_qubits)
         self.noise_model = noise_model
+        self.readout_twirl = bool(readout_twirl)
+        self.uniform_measurement_layer = (self.noise is not None if uniform_measurement_layer is None
+                                          else bool(uniform_measurement_layer))
         self.backend_options = dict(backend_options or {})
         self.optimization_level = int(optimization_level)
         options = dict(self.backend_options)
         if noise_model is not None:
             options["noise_model"] = noise_model
         self._simulator = AerSimulator(**options)
-        circuit = state_circuit_qiskit(state)
-        self.state_description = _describe_state(state, circuit)
-        self.n_qubits = int(circuit.num_qubits)
         self._prep = transpile(circuit, backend=self._simulator, optimization_level=self.optimization_level,
                                seed_transpiler=0)
         names = set(self._simulator.target.operation_names)
-        self._rotations_native = {"h", "sdg", "measure"} <= names
+        needed = {"u", "measure"} if self.uniform_measurement_layer else {"h", "sdg", "measure"}
+        if self.readout_twirl and not self.uniform_measurement_layer:
+            needed.add("x")
+        self._rotations_native = needed <= names
+        if self.uniform_measurement_layer:
+            self._build_layer_circuit()
 
-    def setting_circuits(self, settings: np.ndarray) -> list[QuantumCircuit]:
-        """The circuits a batch runs (state preparation already transpiled for the simulator)."""
+    def _build_layer_circuit(self) -> None:
+        """The parametrized circuit of the uniform layer: preparation, barrier, ``u(theta_q, phi_q, lambda_q)``."""
+        from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
+        from qiskit.circuit import ParameterVector
+
+        n = self.n_qubits
+        params = ParameterVector("shadowlab_u", 3 * n)
+        qc = QuantumCircuit(QuantumRegister(n, "q"), ClassicalRegister(n, QISKIT_REGISTER), name="shadowlab_layer")
+        qc.compose(self._prep, qubits=list(range(n)), inplace=True)
+        qc.barrier()
+        for q in range(n):
+            qc.u(params[3 * q], params[3 * q + 1], params[3 * q + 2], q)
+        qc.measure(list(range(n)), list(range(n)))
+        if not self._rotations_native:  # a hand-made noise model whose basis lacks u
+            from qiskit import transpile
+
+            qc = transpile(qc, backend=self._simulator, optimization_level=0, seed_transpiler=0)
+        self._layer_circuit = qc
+        self._layer_parameters = list(params)
+
+    def _layer_angles(self, settings: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+        """``(G, 3 n)`` u angles (qubit-major ``theta, phi, lambda``) of settings with optional masks."""
+        table = np.array([[_MEASUREMENT_U[(b, t)] for t in range(2)] for b in range(3)])  # (3, 2, 3)
+        flips = np.zeros_like(settings) if masks is None else masks
+        return table[settings.astype(np.int64), flips.astype(np.int64)].reshape(settings.shape[0], -1)
+
+    def setting_circuits(self, settings: np.ndarray, twirl: np.ndarray | None = None) -> list[QuantumCircuit]:
+        """The circuits a batch runs (state preparation already transpiled for the simulator).
+
+        ``twirl`` holds one 0/1 mask per circuit (``(G, n)``), see :func:`setting_circuits_qiskit`.
+        With the uniform measurement layer, :meth:`run_batch` runs the same circuits as one
+        parametrized circuit whose ``u`` angles are bound per (setting, mask).
+        """
         from qiskit import transpile
 
-        circuits = setting_circuits_qiskit(self._prep, settings)
+        circuits = setting_circuits_qiskit(self._prep, settings, twirl=twirl,
+                                           uniform_layer=self.uniform_measurement_layer)
         if not self._rotations_native:
             circuits = transpile(circuits, backend=self._simulator, optimization_level=0, seed_transpiler=0)
         return circuits
 
-    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int, *,
+    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int, *, twirl: np.ndarray | None = None,
                   save_to: str | os.PathLike[str] | None = None) -> np.ndarray:
         """Measure ``repeats[g]`` shots of every setting ``g``.
 
@@ -461,43 +675,95 @@ class QiskitAerBackend:
         repeats:
             ``(G,)`` positive shot counts.
         seed:
-            Non-negative integer; the same ``(settings, repeats, seed)`` (and ``seed_offset``)
-            give identical outcomes.
+            Non-negative integer; the same ``(settings, repeats, seed, twirl)`` (and
+            ``seed_offset``) give identical outcomes.
+        twirl:
+            Readout-twirl masks, required when the back end was built with
+            ``readout_twirl=True``: ``(repeats.sum(), n)`` 0/1, one row per shot in output order.
+            Shots with the same (setting, mask) run as one circuit with ``X`` before the
+            measurement of the masked qubits (folded into the ``u`` gate of the uniform layer);
+            the returned bits have the mask XORed back out.
         save_to:
-            If given, also write the raw per-shot bit strings to this JSON file (format (c) of
-            :mod:`shadowlab.acquire.result_files`; an existing file is an error), which
-            :func:`~shadowlab.acquire.result_files.read_qiskit_results` reads back to exactly the
-            returned outcomes.
+            If given, also write the per-shot bit strings to this JSON file (format (c) of
+            :mod:`shadowlab.acquire.result_files`, one entry per setting; an existing file is an
+            error), which :func:`~shadowlab.acquire.result_files.read_qiskit_results` reads back
+            to exactly the returned outcomes. With twirling the saved strings are the corrected
+            bits and ``metadata["readout_twirl_masks"]`` lists each shot's mask (0/1 strings,
+            qubit 0 first), so the raw device bits are ``outcomes ^ masks``.
 
         Returns
         -------
         numpy.ndarray
             ``(repeats.sum(), n)`` uint8, 0 = eigenvalue +1, qubit 0 first; all shots of setting
-            0 first, then setting 1, ..., each in the sampler's shot order.
+            0 first, then setting 1, ..., each in the sampler's shot order (with twirling: the
+            shots of each (setting, mask) circuit fill that mask's rows in order).
         """
         from qiskit_aer.primitives import SamplerV2
 
         sets, reps = check_settings_repeats(settings, repeats, self.n_qubits)
         seed = _check_seed(seed, "seed")
+        total = int(reps.sum())
+        masks = None
+        if twirl is not None:
+            masks = _check_masks(twirl, total, self.n_qubits, "twirl")
+        elif self.readout_twirl:
+            raise ShadowlabError(f"this back end was built with readout_twirl=True: pass the per-shot X-flip masks, "
+                                 f"twirl=<({total}, {self.n_qubits}) uint8 array>")
         if save_to is not None:
             check_can_write(save_to, force=False)
-        circuits = self.setting_circuits(sets)
-        rows: list[np.ndarray | None] = [None] * len(circuits)
-        strings: list[list[str] | None] = [None] * len(circuits)
-        for shots in dict.fromkeys(reps.tolist()):
-            index = np.flatnonzero(reps == shots)
-            sampler = SamplerV2.from_backend(self._simulator, seed=self._run_seed(seed, shots))
-            result = sampler.run([(circuits[i], None, int(shots)) for i in index]).result()
-            for i, pub in zip(index, result, strict=True):
-                bits = getattr(pub.data, QISKIT_REGISTER)
-                rows[i] = bits.to_bool_array(order="little").astype(np.uint8)
-                if save_to is not None:
-                    strings[i] = bits.get_bitstrings()
-        outcomes = np.ascontiguousarray(np.concatenate(rows), dtype=np.uint8)
+        # One circuit per distinct (setting, mask); rows[j] are the output rows of circuit j.
+        shot_setting = np.repeat(np.arange(sets.shape[0], dtype=np.int64), reps)
+        if masks is None:
+            circuit_setting = np.arange(sets.shape[0], dtype=np.int64)
+            circuit_masks = None
+            offsets = np.concatenate([[0], np.cumsum(reps)])
+            rows = [np.arange(offsets[g], offsets[g + 1]) for g in range(sets.shape[0])]
+        else:
+            mask_code = masks.astype(np.int64) @ (1 << np.arange(self.n_qubits, dtype=np.int64))
+            keys = np.stack([shot_setting, mask_code], axis=1)
+            unique, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+            inverse = inverse.reshape(-1)
+            circuit_setting = unique[:, 0]
+            circuit_masks = masks[first]
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=unique.shape[0]))])
+            rows = [order[bounds[j]:bounds[j + 1]] for j in range(unique.shape[0])]
+        shots_per_circuit = np.array([r.size for r in rows], dtype=np.int64)
+        outcomes = np.empty((total, self.n_qubits), dtype=np.uint8)
+        if self.uniform_measurement_layer:
+            # One parametrized circuit: the setting and the mask only change the u angles, bound
+            # per (setting, mask); one pub per shot count (much faster than a circuit each).
+            angles = self._layer_angles(sets[circuit_setting], circuit_masks)
+            for shots in dict.fromkeys(shots_per_circuit.tolist()):
+                index = np.flatnonzero(shots_per_circuit == shots)
+                sampler = SamplerV2.from_backend(self._simulator, seed=self._run_seed(seed, shots))
+                pub = (self._layer_circuit, {tuple(self._layer_parameters): angles[index]}, int(shots))
+                bits = getattr(sampler.run([pub]).result()[0].data, QISKIT_REGISTER)
+                block = bits.to_bool_array(order="little").astype(np.uint8).reshape(index.size, int(shots), -1)
+                for k, i in enumerate(index):
+                    outcomes[rows[i]] = block[k]
+        else:
+            circuits = self.setting_circuits(sets[circuit_setting], circuit_masks)
+            for shots in dict.fromkeys(shots_per_circuit.tolist()):
+                index = np.flatnonzero(shots_per_circuit == shots)
+                sampler = SamplerV2.from_backend(self._simulator, seed=self._run_seed(seed, shots))
+                result = sampler.run([(circuits[i], None, int(shots)) for i in index]).result()
+                for i, pub in zip(index, result, strict=True):
+                    bits = getattr(pub.data, QISKIT_REGISTER)
+                    outcomes[rows[i]] = bits.to_bool_array(order="little").astype(np.uint8)
+        if masks is not None:
+            outcomes ^= masks
         if save_to is not None:
-            pubs = [{"name": c.name, "num_bits": self.n_qubits, "bitstrings": s}
-                    for c, s in zip(circuits, strings, strict=True)]
-            write_qiskit_results(save_to, pubs, metadata={**self.describe(), "seed": seed})
+            # Qiskit strings are little-endian: qubit 0 is the rightmost character.
+            strings = ["".join("1" if b else "0" for b in row[::-1]) for row in outcomes]
+            offsets = np.concatenate([[0], np.cumsum(reps)])
+            labels = setting_labels(sets)
+            pubs = [{"name": setting_circuit_name(g, labels[g]), "num_bits": self.n_qubits,
+                     "bitstrings": strings[offsets[g]:offsets[g + 1]]} for g in range(sets.shape[0])]
+            metadata: dict[str, Any] = {**self.describe(), "seed": seed}
+            if masks is not None:
+                metadata["readout_twirl_masks"] = ["".join(str(int(b)) for b in row) for row in masks]
+            write_qiskit_results(save_to, pubs, metadata=metadata)
         return outcomes
 
     def _run_seed(self, seed: int, shots: int) -> int:
@@ -505,7 +771,12 @@ class QiskitAerBackend:
         return int(ss.generate_state(1, dtype=np.uint32)[0])
 
     def describe(self) -> dict[str, Any]:
-        """JSON-serializable provenance: back end, versions, state, noise model summary, seeding."""
+        """JSON-serializable provenance: back end, versions, state, noise, twirl, measurement layer, seeding.
+
+        ``noise`` is the shadowlab noise model's :meth:`~shadowlab.acquire.noise.NoiseModel.record`
+        (readout asymmetry included) when one was given, else ``None``; ``noise_model`` summarizes
+        the Aer model actually simulated (instructions, qubits, SHA-256 of its full description).
+        """
         return {
             "backend": self.name,
             "primitive": "qiskit_aer.primitives.SamplerV2",
@@ -513,7 +784,11 @@ class QiskitAerBackend:
             "qiskit_aer_version": _version("qiskit-aer"),
             "state": self.state_description,
             "n_qubits": self.n_qubits,
+            "noise": None if self.noise is None else self.noise.record(),
             "noise_model": _noise_summary(self.noise_model),
+            "readout_twirl": self.readout_twirl,
+            "measurement_layer": ("one u gate per qubit, every basis" if self.uniform_measurement_layer
+                                  else "sdg/h on X and Y qubits, nothing on Z"),
             "backend_options": {k: repr(v) for k, v in self.backend_options.items()},
             "optimization_level": self.optimization_level,
             "seeded": True,

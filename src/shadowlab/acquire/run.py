@@ -22,12 +22,19 @@ snapshots. Batch ``b`` is simulated with the seed ``SeedSequence(seed).spawn(B)[
 snapshots depend only on ``(scheme, back end, seed, batch_snapshots, b)``. Each finished batch
 is appended to the store in one crash-safe step (see :class:`~shadowlab.data.store.ShadowStore`),
 with its batch index. The store's provenance records what is being acquired
-(``acquisition``: the scheme's SHA-256, back end, state, seed, batch size). Run again with the
+(``acquisition``: the scheme's SHA-256, back end, state, noise model, readout twirling, seed,
+batch size). Run again with the
 same arguments after an interruption — even SIGKILL in the middle of an append — and the
 acquisition continues at the first missing batch; the finished store is bit-identical to an
 uninterrupted run (on every seeded back end; Braket's local simulator cannot be seeded, so there
 a resumed run is a statistically equivalent continuation, not a replay). Different arguments on
 an existing store are refused.
+
+Readout twirling
+----------------
+With ``readout_twirl=True`` every shot gets a uniformly random X-flip mask, drawn from a stream
+spawned off the batch's seed; the back end applies the flips before measuring and undoes them in
+its returned outcomes, and the store keeps each shot's mask (see :mod:`shadowlab.acquire.noise`).
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from shadowlab.acquire.simulate import PreparedState, prepare_state
+from shadowlab.acquire.noise import NoiseModel
+from shadowlab.acquire.simulate import PreparedState, prepare_state, sample_state
 from shadowlab.atomic import atomic_path
 from shadowlab.data.dataset import ShadowData
 from shadowlab.data.store import DEFAULT_CHUNK_SNAPSHOTS, ShadowStore, is_store
@@ -59,68 +67,79 @@ class Backend(Protocol):
     @property
     def n_qubits(self) -> int: ...
 
-    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int) -> np.ndarray: ...
+    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int, *,
+                  twirl: np.ndarray | None = None) -> np.ndarray: ...
 
     def describe(self) -> dict[str, Any]: ...
 
 
 class SimulatorBackend:
-    """shadowlab's own exact samplers: state vector or stim (chosen by the prepared state)."""
+    """shadowlab's own exact samplers: state vector or stim (chosen by the prepared state), with an
+    optional :class:`~shadowlab.acquire.noise.NoiseModel` (gate noise in stim circuits, the
+    measurement layer and asymmetric readout)."""
 
-    def __init__(self, state: PreparedState):
+    def __init__(self, state: PreparedState, noise: NoiseModel | None = None):
         self.state = state
+        self.noise = noise
         self.name = state.simulator
 
     @property
     def n_qubits(self) -> int:
         return self.state.n_qubits
 
-    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int) -> np.ndarray:
-        """Outcomes ``(repeats.sum(), n)`` uint8 for ``settings`` ``(k, n)``, shots of a setting together."""
+    def run_batch(self, settings: np.ndarray, repeats: np.ndarray, seed: int, *,
+                  twirl: np.ndarray | None = None) -> np.ndarray:
+        """Outcomes ``(repeats.sum(), n)`` uint8 for ``settings`` ``(k, n)``, shots of a setting together.
+
+        ``twirl``: ``(repeats.sum(), n)`` X-flip masks per shot (readout twirling, undone in the
+        returned outcomes).
+        """
         rng = np.random.default_rng(seed)
-        if self.state.circuit is not None:
-            from shadowlab.acquire.stim_sampler import sample_stim
-
-            data = sample_stim(self.state.circuit, settings, repeats, rng)
-        else:
-            from shadowlab.acquire.statevector import sample_statevector
-
-            data = sample_statevector(self.state.statevector, settings, repeats, rng)
+        data = sample_state(self.state, settings, repeats, rng, noise=self.noise,
+                            readout_twirl=False if twirl is None else np.asarray(twirl, dtype=np.uint8))
         return data.outcomes
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "state": self.state.description, "n_qubits": self.n_qubits}
+        return {"backend": self.name, "state": self.state.description, "n_qubits": self.n_qubits,
+                "noise_model": None if self.noise is None else self.noise.record()}
 
 
-def make_backend(name: str, state: str | PreparedState | Any, *, seed: int = 0, noise: Any = None) -> Backend:
+def make_backend(name: str, state: str | PreparedState | Any, *, seed: int = 0, noise: Any = None,
+                 readout_twirl: bool = False) -> Backend:
     """A back end by name for a state description, a :class:`PreparedState`, or an SDK circuit.
 
-    ``noise`` passes through to the SDK back ends (a Qiskit Aer ``NoiseModel``; Braket noise,
-    see :mod:`shadowlab.acquire.braket_backend`); shadowlab's simulators take noise from the
-    state itself (noise channels in a stim circuit). ``seed`` fixes random built-in states.
+    ``noise``: a :class:`~shadowlab.acquire.noise.NoiseModel` for any back end (or a noise spec
+    dict such as ``{'depolarizing': 0.01, 'readout_p01': 0.05}``); the SDK back ends also take
+    their own objects (a Qiskit Aer ``NoiseModel``; Braket noise, see
+    :mod:`shadowlab.acquire.braket_backend`). Noise channels in a stim circuit act as well.
+    ``seed`` fixes random built-in states. ``readout_twirl`` tells the SDK back ends that every
+    shot comes with a twirl mask (their measurement circuits then carry the X flips; shadowlab's
+    simulators take the masks per batch either way).
     """
+    if isinstance(noise, dict):
+        noise = NoiseModel.from_spec(noise)
     if name not in BACKENDS:
         raise ShadowlabError(f"unknown back end {name!r}; expected one of {', '.join(BACKENDS)}")
     if name in ("statevector", "stim"):
-        if noise is not None:
-            raise ShadowlabError(f"back end {name!r} takes noise from the state (e.g. stim noise channels in a .stim "
-                                 "circuit); use qiskit-aer or braket-local for an SDK noise model")
+        if noise is not None and not isinstance(noise, NoiseModel):
+            raise ShadowlabError(f"back end {name!r} takes a shadowlab NoiseModel (or a noise spec dict), got "
+                                 f"{type(noise).__name__}")
         if not isinstance(state, PreparedState | str):
             raise ShadowlabError(f"back end {name!r} takes a state description or a PreparedState, got "
                                  f"{type(state).__name__}")
         prepared = state if isinstance(state, PreparedState) else prepare_state(state, simulator=name, seed=seed)
         if prepared.simulator != name:
             raise ShadowlabError(f"state {prepared.description!r} is a {prepared.simulator} state, not {name}")
-        return SimulatorBackend(prepared)
+        return SimulatorBackend(prepared, noise)
     if isinstance(state, str) and not Path(state).suffix:
         state = prepare_state(state, seed=seed)
     if name == "qiskit-aer":
         from shadowlab.acquire.qiskit_backend import QiskitAerBackend
 
-        return QiskitAerBackend(state, noise_model=qiskit_noise_model(noise) if isinstance(noise, dict) else noise)
+        return QiskitAerBackend(state, noise_model=noise, readout_twirl=readout_twirl)
     from shadowlab.acquire.braket_backend import BraketLocalBackend
 
-    return BraketLocalBackend(state, noise=noise)
+    return BraketLocalBackend(state, noise=noise, readout_twirl=readout_twirl)
 
 
 def batch_seeds(seed: int, n_batches: int) -> list[int]:
@@ -129,7 +148,8 @@ def batch_seeds(seed: int, n_batches: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
 
 
-def _identity(scheme: Scheme, backend: Backend, seed: int, batch_snapshots: int) -> dict[str, Any]:
+def _identity(scheme: Scheme, backend: Backend, seed: int, batch_snapshots: int, readout_twirl: bool
+              ) -> dict[str, Any]:
     """Everything that must be equal for a resumed acquisition to continue the same experiment.
 
     The scheme (settings, repeats, kind, probabilities), the back end's full description (noise
@@ -150,6 +170,7 @@ def _identity(scheme: Scheme, backend: Backend, seed: int, batch_snapshots: int)
         "state": state,
         "seed": int(seed),
         "batch_snapshots": int(batch_snapshots),
+        "readout_twirl": bool(readout_twirl),
     }
     if isinstance(state, str) and Path(state).is_file():
         identity["state_sha256"] = hashlib.sha256(Path(state).read_bytes()).hexdigest()
@@ -165,12 +186,14 @@ def acquire(
     batch_snapshots: int = DEFAULT_BATCH_SNAPSHOTS,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Callable[[int, int], None] | None = None,
+    readout_twirl: bool = False,
 ) -> ShadowStore:
     """Measure every setting of ``scheme`` on ``backend`` into the store at ``store_path``.
 
     Creates the store, or resumes one this same acquisition left unfinished (see the module
     documentation). ``progress(settings_done, settings_total)`` is called after each batch and
-    once at the start. Returns the store (opened for appending).
+    once at the start. ``readout_twirl``: X-flip masks per shot (see the module documentation).
+    Returns the store (opened for appending).
     """
     if backend.n_qubits != scheme.n_qubits:
         raise ShadowlabError(f"the plan has {scheme.n_qubits} qubits but the state has {backend.n_qubits}")
@@ -178,7 +201,7 @@ def acquire(
         raise ShadowlabError(f"batch_snapshots must be >= 1, got {batch_snapshots}")
     batches = list(scheme.batches(batch_snapshots))
     seeds = batch_seeds(seed, len(batches))
-    identity = _identity(scheme, backend, seed, batch_snapshots)
+    identity = _identity(scheme, backend, seed, batch_snapshots, readout_twirl)
     path = Path(store_path)
     if path.exists():
         if not is_store(path):
@@ -188,6 +211,8 @@ def acquire(
         if recorded is None:
             raise ShadowlabError(f"{path} is a shadow store that no 'acquire' run started; choose another output path")
         keys = [*identity, *(k for k in recorded if k not in identity)]
+        # Stores from before readout twirling existed were untwirled.
+        recorded = {"readout_twirl": False, **recorded}
         changed = [k for k in keys if recorded.get(k) != identity.get(k)]
         if changed:
             details = ", ".join(f"{k}: store has {recorded.get(k)!r}, now {identity.get(k)!r}" for k in changed)
@@ -198,7 +223,8 @@ def acquire(
                       "backend": backend.describe()}
         # Created under a temporary name and renamed, so a kill here leaves no half-made store.
         with atomic_path(path) as tmp:
-            ShadowStore.create(tmp, scheme.n_qubits, chunk_snapshots=chunk_snapshots, provenance=provenance)
+            ShadowStore.create(tmp, scheme.n_qubits, chunk_snapshots=chunk_snapshots, provenance=provenance,
+                               readout_twirl=readout_twirl)
         store = ShadowStore.open(path, mode="a")
     done = _batches_done(store, batches)
     if progress is not None:
@@ -207,10 +233,18 @@ def acquire(
         first, stop = batches[b]
         settings, repeats = scheme.settings[first:stop], scheme.repeats[first:stop]
         started = time.perf_counter()
-        outcomes = _run_merged(backend, settings, repeats, seeds[b], b)
         local = np.repeat(np.arange(stop - first, dtype=np.int64), repeats)
+        twirl = None
+        if readout_twirl:
+            masks = np.random.default_rng(np.random.SeedSequence(seeds[b]).spawn(1)[0])
+            twirl = masks.integers(0, 2, size=(local.size, scheme.n_qubits), dtype=np.uint8)
+            # Every shot has its own mask, so identical settings are not merged into one job here.
+            outcomes = _checked(backend, backend.run_batch(settings, repeats, seeds[b], twirl=twirl),
+                                (local.size, scheme.n_qubits), b)
+        else:
+            outcomes = _run_merged(backend, settings, repeats, seeds[b], b)
         # Local indices become plan indices: the store shifts them past the settings it holds.
-        data = ShadowData(settings[local], outcomes.astype(np.uint8), local)
+        data = ShadowData(settings[local], outcomes.astype(np.uint8), local, twirl=twirl)
         store.append(data, provenance={"batch": b, "settings": [first, stop], "seed": seeds[b],
                                        "seconds": round(time.perf_counter() - started, 4)})
         if progress is not None:
@@ -233,11 +267,8 @@ def _run_merged(backend: Backend, settings: np.ndarray, repeats: np.ndarray, see
     rank[order] = np.arange(order.size)
     distinct = unique[order]
     totals = np.bincount(rank[inverse], weights=repeats, minlength=order.size).astype(np.int64)
-    merged = np.asarray(backend.run_batch(distinct, totals, seed))
-    expected = (int(totals.sum()), settings.shape[1])
-    if merged.shape != expected:
-        raise ShadowlabError(f"back end {backend.name} returned outcomes of shape {merged.shape} for batch {batch}, "
-                             f"expected {expected}")
+    merged = _checked(backend, backend.run_batch(distinct, totals, seed), (int(totals.sum()), settings.shape[1]),
+                      batch)
     if distinct.shape[0] == settings.shape[0]:
         return merged
     starts = np.concatenate([[0], np.cumsum(totals)[:-1]])
@@ -252,31 +283,21 @@ def _run_merged(backend: Backend, settings: np.ndarray, repeats: np.ndarray, see
     return merged[rows]
 
 
-def qiskit_noise_model(spec: dict[str, float]) -> Any:
-    """A Qiskit Aer ``NoiseModel`` from ``{'depolarizing': p, 'readout': q}``.
+def _checked(backend: Backend, outcomes: Any, expected: tuple[int, int], batch: int) -> np.ndarray:
+    """The back end's outcomes as an array, refused unless of the expected shape."""
+    outcomes = np.asarray(outcomes)
+    if outcomes.shape != expected:
+        raise ShadowlabError(f"back end {backend.name} returned outcomes of shape {outcomes.shape} for batch {batch}, "
+                             f"expected {expected}")
+    return outcomes
 
-    ``depolarizing``: a depolarizing channel of probability ``p`` after every one-qubit gate and a
-    two-qubit one after every two-qubit gate; ``readout``: each measured bit flips with
-    probability ``q``.
-    """
-    try:
-        from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error
-    except ImportError:
-        raise ShadowlabError("the qiskit-aer back end needs the 'qiskit' extra: pip install 'shadowlab[qiskit]'"
-                             ) from None
-    unknown = set(spec) - {"depolarizing", "readout"}
-    if unknown:
-        raise ShadowlabError(f"unknown noise {', '.join(sorted(unknown))}; expected depolarizing and/or readout")
-    model = NoiseModel()
-    p = spec.get("depolarizing", 0.0)
-    if p > 0:
-        model.add_all_qubit_quantum_error(depolarizing_error(p, 1), ["h", "s", "sdg", "x", "y", "z", "sx", "rz",
-                                                                     "u", "u1", "u2", "u3", "p", "rx", "ry"])
-        model.add_all_qubit_quantum_error(depolarizing_error(p, 2), ["cx", "cz", "swap", "ecr"])
-    q = spec.get("readout", 0.0)
-    if q > 0:
-        model.add_all_qubit_readout_error(ReadoutError([[1 - q, q], [q, 1 - q]]))
-    return model
+
+def qiskit_noise_model(spec: dict[str, float]) -> Any:
+    """A Qiskit Aer ``NoiseModel`` from a noise spec such as ``{'depolarizing': p, 'readout': q}``
+    (see :class:`~shadowlab.acquire.noise.NoiseModel` for the keys and their meaning)."""
+    from shadowlab.acquire.qiskit_backend import noise_model_from_spec
+
+    return noise_model_from_spec(NoiseModel.from_spec(spec))
 
 
 def _batches_done(store: ShadowStore, batches: list[tuple[int, int]]) -> int:
