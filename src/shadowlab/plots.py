@@ -263,3 +263,103 @@ def phase_embedding_figure(study: object, path: Path, *, force: bool = False) ->
     fig.suptitle(f"Kernel PCA, toric code vs trivial: {study.n_qubits} qubits, {study.n_states} states, "  # type: ignore[attr-defined]
                  f"{study.n_snapshots} snapshots each, gamma = {study.gamma:g}, {kernel}", fontsize=10)  # type: ignore[attr-defined]
     _save(fig, path, force)
+
+
+def stabilizer_map_figure(code: object, values: np.ndarray, path: Path, *, title: str, label: str,
+                          force: bool = False, annotate: bool = True, vmin: float | None = None,
+                          vmax: float | None = None, value_format: str = "{:.2g}") -> None:
+    """Map of a surface code's stabilizers, each plaquette coloured by a value, saved to ``path``.
+
+    Data qubits are dots on the ``d x d`` grid (column to the right, row 0 at the top, index
+    ``r * d + c`` printed beside each). Weight-4 stabilizers are squares between four qubits,
+    weight-2 boundary ones half discs outside their edge. ``X`` checks have a solid dark-red
+    outline, ``Z`` checks a dashed dark-blue outline with hatching. NaN values are drawn grey.
+
+    Parameters
+    ----------
+    code:
+        A :class:`shadowlab.acquire.codes.SurfaceCode` (uses ``distance``, ``faces``, ``kinds``).
+    values:
+        ``(n_stabilizers,)`` float values in the code's stabilizer order (e.g. estimated error
+        rates ``p_hat``).
+    path:
+        Output file; the extension picks the format. Written atomically.
+    title, label:
+        Figure title and colour-bar label (with units).
+    force:
+        Overwrite an existing file.
+    annotate:
+        Print each value inside its plaquette (``value_format``).
+    vmin, vmax:
+        Colour-scale limits (default: the finite values' range).
+    """
+    from matplotlib.colors import Normalize
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Polygon, Wedge
+
+    from shadowlab.errors import ShadowlabError
+
+    d = int(code.distance)  # type: ignore[attr-defined]
+    faces = np.asarray(code.faces)  # type: ignore[attr-defined]
+    kinds = tuple(code.kinds)  # type: ignore[attr-defined]
+    vals = np.asarray(values, dtype=np.float64)
+    if vals.shape != (len(kinds),):
+        raise ShadowlabError(f"need one value per stabilizer ({len(kinds)}), got shape {vals.shape}")
+    finite = vals[np.isfinite(vals)]
+    lo = vmin if vmin is not None else (float(finite.min()) if finite.size else 0.0)
+    hi = vmax if vmax is not None else (float(finite.max()) if finite.size else 1.0)
+    if hi <= lo:
+        hi = lo + (abs(lo) * 0.1 or 1.0)
+    norm = Normalize(lo, hi)
+    cmap = plt.get_cmap("viridis")
+    size = max(4.5, 1.2 + 0.75 * d)
+    fig, ax = plt.subplots(figsize=(size + 2.0, size + 0.6), layout="constrained")
+    style = {"X": {"edgecolor": "darkred", "linestyle": "-", "hatch": None},
+             "Z": {"edgecolor": "navy", "linestyle": "--", "hatch": "//"}}
+    for (r, c), kind, v in zip(faces.tolist(), kinds, vals, strict=True):
+        color = cmap(norm(v)) if np.isfinite(v) else (0.75, 0.75, 0.75, 1.0)
+        s = style[kind]
+        if 0 <= r <= d - 2 and 0 <= c <= d - 2:
+            patch = Polygon([(c, r), (c + 1, r), (c + 1, r + 1), (c, r + 1)], closed=True)
+            centre = (c + 0.5, r + 0.5)
+        else:
+            # Half disc outside the boundary edge (the y axis points down: row 0 at the top).
+            if r == -1:
+                centre, angles, text_at = (c + 0.5, 0.0), (180.0, 360.0), (c + 0.5, -0.25)
+            elif r == d - 1:
+                centre, angles, text_at = (c + 0.5, float(d - 1)), (0.0, 180.0), (c + 0.5, d - 0.75)
+            elif c == -1:
+                centre, angles, text_at = (0.0, r + 0.5), (90.0, 270.0), (-0.25, r + 0.5)
+            else:
+                centre, angles, text_at = (float(d - 1), r + 0.5), (270.0, 450.0), (d - 0.75, r + 0.5)
+            patch = Wedge(centre, 0.5, *angles)
+            centre = text_at
+        patch.set_facecolor(color)
+        patch.set_edgecolor(s["edgecolor"])
+        patch.set_linestyle(s["linestyle"])
+        patch.set_linewidth(1.4)
+        if s["hatch"]:
+            patch.set_hatch(s["hatch"])
+        ax.add_patch(patch)
+        if annotate and np.isfinite(v):
+            shade = norm(v)
+            ax.text(*centre, value_format.format(v), ha="center", va="center", fontsize=max(5, 9 - d // 2),
+                    color="white" if shade < 0.55 else "black")
+    rr, cc = np.divmod(np.arange(d * d), d)
+    ax.scatter(cc, rr, s=30, color="black", zorder=3)
+    if d <= 9:
+        for q in range(d * d):
+            ax.text(cc[q] + 0.07, rr[q] - 0.07, str(q), fontsize=6, color="dimgray", zorder=4)
+    ax.set_xlim(-0.7, d - 0.3)
+    ax.set_ylim(d - 0.3, -0.7)
+    ax.set_aspect("equal")
+    ax.set_xticks(range(d))
+    ax.set_yticks(range(d))
+    ax.set_xlabel("column")
+    ax.set_ylabel("row")
+    ax.set_title(title, fontsize=9)
+    handles = [Line2D([], [], color="darkred", lw=1.4, ls="-", label="X check"),
+               Line2D([], [], color="navy", lw=1.4, ls="--", label="Z check (hatched)")]
+    fig.legend(handles=handles, fontsize=8, loc="outside lower center", ncol=2, frameon=False)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=label, shrink=0.8)
+    _save(fig, path, force)

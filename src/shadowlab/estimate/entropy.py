@@ -64,6 +64,35 @@ are refused). The standard error is then the delete-one-setting jackknife,
 every pair involving setting ``g``: ``(D P - 2 a_g) / (D - 2 L_g (N - L_g))`` with ``a_g`` the
 setting's cross-setting pair sum and ``D`` the pairs used (a second pass over the data). It
 needs at least 3 settings.
+
+Robust purity (``calibration=``)
+--------------------------------
+Under noisy measurements a Pauli ``P`` with support ``B`` has ``E[sign | match] = g_B <P>``
+(:mod:`shadowlab.estimate.calibration`), so the plain estimator is biased low. Expanding the
+per-qubit kernel ``tr(sigma_s sigma_t) = 1/2 + 9/2 [b_s = b_t] (-1)^(o_s + o_t)`` over the subsets
+``B`` of ``A``, the pair kernel is ``2^-k sum_B 9^|B| prod_{q in B} [b_sq = b_tq] (-1)^(o_sq + o_tq)``,
+and the ``B`` term of two independent snapshots estimates ``sum_{P: supp P = B} g_B^2 <P>^2``. The
+robust kernel divides it by ``g_B^2``:
+
+    h(s, t) = 2^-k sum_{B subset A} 9^|B| / g_B^2 prod_{q in B} [b_sq = b_tq] (-1)^(o_sq + o_tq),
+
+whose U-statistic is unbiased for ``tr(rho_A^2) = 2^-k sum_{P on A} <P>^2`` (given exact ``g``;
+``g_{}`` = 1). From the pattern counts: the Pauli sums ``S_P = sum_s sigma_P(s)`` (``4^k``, exact
+integers, one 6 -> 4 map per axis), and per subset the cross pairs ``T_B = sum_{supp P = B} S_P^2 -
+N``, so ``P = sum_B term_B``, ``term_B = 2^-k 9^|B| T_B / (N (N - 1) g_B^2)``. Every subset of ``A``
+needs a calibrated factor (a complete calibration of locality ``>= k``). With all ``g_B = 1`` this
+is the plain estimator (equal to rounding).
+
+Its standard error has two parts, added in quadrature. The data part is Hoeffding's variance
+above for the robust kernel: ``h1`` per pattern by mapping ``w_P S_P`` back to patterns
+(``w_P = 2^-k 9^|P| / g^2``), and ``E[h^2]`` from the number of ordered pairs in each per-qubit
+class (same basis and outcome / same basis, other outcome / other basis; ``3^k`` classes, from
+``7^k`` sums of squares), on which ``h`` is a known function. With repeated settings it is the
+delete-one-setting jackknife of the robust estimate (same-setting pairs are removed per Pauli
+by ``S_P^2 - sum_g S_Pg^2``; two passes). The calibration part is the delta method with
+``d P / d g_B = -2 term_B / g_B``; the factors come from the same calibration snapshots and
+are correlated, so their contributions are added as the bound ``sum_B 2 |term_B| se_B / g_B``
+(valid for any correlation, as :func:`shadowlab.estimate.pauli.estimate_sum` does).
 """
 
 from __future__ import annotations
@@ -76,7 +105,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -84,6 +113,9 @@ from shadowlab import kernels
 from shadowlab.atomic import atomic_path
 from shadowlab.errors import EstimationError, ShadowlabError
 from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
+
+if TYPE_CHECKING:
+    from shadowlab.estimate.calibration import Calibration
 
 Progress = Callable[[int], None]
 
@@ -309,6 +341,8 @@ class PurityStats:
     purity: float
     stderr: float
     n_pairs: float
+    #: The calibration's share of ``stderr`` (a bound, added in quadrature; 0 without a calibration).
+    calibration_stderr: float = 0.0
 
 
 def purity_from_counts(counts: np.ndarray, size: int) -> PurityStats:
@@ -332,6 +366,296 @@ def purity_from_counts(counts: np.ndarray, size: int) -> PurityStats:
     zeta2 = max(ek2 - u * u, 0.0)
     var = (4.0 * (n - 2.0) * zeta1 + 2.0 * zeta2) / pairs
     return PurityStats(u, math.sqrt(var), pairs)
+
+
+# --------------------------------------------------------------------------------------------
+# Robust (calibrated) purity
+# --------------------------------------------------------------------------------------------
+
+# Per-qubit maps from the 6 pattern digits 2 b + o to other bases (rows: outputs):
+# Pauli letters I, X, Y, Z: sigma_P(s) = product over qubits of _TO_PAULI[P_q, d_q].
+_TO_PAULI = np.array([[1, 1, 1, 1, 1, 1], [1, -1, 0, 0, 0, 0], [0, 0, 1, -1, 0, 0], [0, 0, 0, 0, 1, -1]],
+                     dtype=np.int64)
+# Letter -> support indicator (I -> not in B, X/Y/Z -> in B).
+_PAULI_TO_SUPPORT = np.array([[1, 0, 0, 0], [0, 1, 1, 1]], dtype=np.int64)
+# Per qubit: 1 (all), [b] (basis b, any outcome), [b] (-1)^o; pair products of these span the
+# functions of a qubit's pair class e / d / n (same basis and outcome / same basis, other
+# outcome / other basis): 1 = e + d + n, D = e + d, X = e - d.
+_TO_CLASS_SPAN = np.array([[1, 1, 1, 1, 1, 1],
+                           [1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1],
+                           [1, -1, 0, 0, 0, 0], [0, 0, 1, -1, 0, 0], [0, 0, 0, 0, 1, -1]], dtype=np.float64)
+# Squared span coordinates (7 per qubit) summed to (1, D, X) pair sums, then solved for the
+# class counts (e, d, n): e = (D + X) / 2, d = (D - X) / 2, n = 1 - D.
+_SPAN_TO_CLASS = np.array([[0.0, 0.5, 0.5], [0.0, 0.5, -0.5], [1.0, -1.0, 0.0]]) @ np.array(
+    [[1, 0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1]], dtype=np.float64)
+# Kernel of a pair per qubit class (e, d, n) and subset membership (q not in B, q in B), the
+# factor 9 = 3^2 of the single-qubit inverse included: 1 / 9 / 1; 1 / -9 / 0.
+_CLASS_KERNEL = np.array([[1.0, 9.0], [1.0, -9.0], [1.0, 0.0]])
+# Subset weights on Pauli letters: I -> (not in B) weight 1, X/Y/Z -> (in B) weight 9.
+_SUPPORT_TO_PAULI9 = np.array([[1.0, 0.0], [0.0, 9.0], [0.0, 9.0], [0.0, 9.0]])
+
+
+def _axiswise(tensor: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
+    """Apply ``mats[j]`` (shape ``(out, in)``) along axis ``j`` of ``tensor`` (one matrix per axis).
+
+    The axes keep their order; the dtype follows numpy's promotion (int64 stays exact).
+    """
+    t = tensor
+    for m in mats:
+        # Contract the leading axis; the new one goes to the end, so after k steps the order is restored.
+        t = np.tensordot(t, m, axes=([0], [1]))
+    return t
+
+
+def subset_masks(size: int) -> list[tuple[int, ...]]:
+    """The ``2^size`` subsets of subsystem positions, in mask order.
+
+    Mask ``m`` holds position ``j`` (the subsystem's ``j``-th qubit) when bit ``size - 1 - j``
+    of ``m`` is set: the first qubit is the most significant bit, as in the pattern index, so a
+    ``(2,) * size`` array in C order is indexed by these masks.
+
+    >>> subset_masks(2)
+    [(), (1,), (0,), (0, 1)]
+    """
+    return [tuple(j for j in range(size) if (m >> (size - 1 - j)) & 1) for m in range(2**size)]
+
+
+def subset_attenuations(calibration: Calibration, subsystem: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``(g, se)`` of every subset of ``subsystem`` in :func:`subset_masks` order (``g = 1`` for ``{}``).
+
+    Raises the calibration's :class:`EstimationError` if some subset is not calibrated (a
+    robust purity or reduced state of ``k`` qubits needs every subset of them, e.g. a
+    complete calibration of locality ``>= k``).
+    """
+    qs = tuple(int(q) for q in subsystem)
+    supports = [tuple(qs[j] for j in pos) for pos in subset_masks(len(qs))]
+    try:
+        return calibration.factors(supports)
+    except EstimationError as exc:
+        raise EstimationError(
+            f"subsystem {list(qs)}: the robust estimate needs a calibration factor for every subset of its "
+            f"{len(qs)} qubits: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Kernel:
+    """The robust pair kernel of one ``k``-qubit subsystem from its subset attenuations.
+
+    ``h(s, t) = 2^-k sum_{B subset A} 9^|B| / g_B^2 prod_{q in B} [b_sq = b_tq] (-1)^(o_sq + o_tq)``;
+    with every ``g_B = 1`` this is the product kernel 5 / -4 / 1/2 of the plain estimator.
+    """
+
+    size: int
+    inv_g2: np.ndarray  # (2,)*k: 1 / g_B^2
+    pauli_weight: np.ndarray  # (4,)*k: w_P = 2^-k 9^|P| / g_{supp P}^2
+    subset_weight: np.ndarray  # (2^k,): w_B = 2^-k 9^|B| / g_B^2 in subset_masks order
+    class_value: np.ndarray  # (3,)*k: h for every pair class (e, d, n) per qubit
+    self_value: float  # h(s, s) = sum_B w_B
+
+    @classmethod
+    def make(cls, g: np.ndarray, size: int) -> _Kernel:
+        inv_g2 = (1.0 / np.asarray(g, dtype=np.float64) ** 2).reshape((2,) * size)
+        scale = 2.0**-size
+        pauli_weight = scale * _axiswise(inv_g2, [_SUPPORT_TO_PAULI9] * size)
+        nine = _axiswise(np.ones((2,) * size), [np.diag([1.0, 9.0])] * size)
+        subset_weight = (scale * nine * inv_g2).reshape(-1)
+        class_value = scale * _axiswise(inv_g2, [_CLASS_KERNEL] * size)
+        return cls(size, inv_g2, pauli_weight, subset_weight, class_value, float(subset_weight.sum()))
+
+
+def _pauli_sums(counts: np.ndarray, size: int) -> np.ndarray:
+    """``S_P = sum_s sigma_P(s)`` for the ``4^size`` Paulis ``P`` on the subsystem (int64, exact)."""
+    c = np.asarray(counts, dtype=np.int64).reshape((6,) * size)
+    return _axiswise(c, [_TO_PAULI] * size)
+
+
+def _pair_class_counts(counts: np.ndarray, size: int) -> np.ndarray:
+    """Ordered snapshot pairs (self pairs included) per pair class ``(e, d, n)^size``, as float64.
+
+    Uses ``7^size`` floats: per qubit the pair indicator of each class is a combination of the
+    products 1, ``[b = b']`` and ``[b = b'] (-1)^(o + o')``, whose pair sums are sums of squares.
+    """
+    c = np.asarray(counts, dtype=np.float64).reshape((6,) * size)
+    y = _axiswise(c, [_TO_CLASS_SPAN] * size)
+    return _axiswise(y * y, [_SPAN_TO_CLASS] * size)
+
+
+def robust_table_bytes(size: int) -> int:
+    """Extra memory the calibrated purity of a ``size``-qubit subsystem needs (``7^size`` work arrays)."""
+    return 24 * 7**size + 64 * 4**size
+
+
+def _subset_terms(kern: _Kernel, cross_sums: np.ndarray, pairs: float) -> np.ndarray:
+    """Per subset ``B``: ``2^-k 9^|B| T_B / (pairs g_B^2)`` with ``T_B`` the subset's cross-pair sum."""
+    return kern.subset_weight.reshape(cross_sums.shape) * cross_sums / pairs
+
+
+def _calibration_sd(terms: np.ndarray, g: np.ndarray, se_g: np.ndarray) -> float:
+    """Delta-method bound ``sum_B |d purity / d g_B| se_B`` with ``d / d g_B = -2 term_B / g_B``."""
+    return float(np.sum(2.0 * np.abs(terms.reshape(-1)) * np.asarray(se_g).reshape(-1) / np.asarray(g).reshape(-1)))
+
+
+def robust_purity_from_counts(counts: np.ndarray, size: int, g: np.ndarray, se_g: np.ndarray) -> PurityStats:
+    """Calibrated purity and its standard error from the ``6^size`` pattern counts (independent settings).
+
+    ``g``, ``se_g``: ``(2^size,)`` attenuations of the subsets in :func:`subset_masks` order
+    (:func:`subset_attenuations`). The estimate is the U-statistic of the robust kernel (see
+    the module documentation); its standard error is Hoeffding's for that kernel, combined in
+    quadrature with the calibration's delta-method bound (``calibration_stderr``). With every
+    ``g_B = 1`` and ``se_B = 0`` it equals :func:`purity_from_counts`.
+    """
+    c = np.ascontiguousarray(counts, dtype=np.int64)
+    n = float(c.sum())
+    if n < 3:
+        raise EstimationError(f"the purity U-statistic needs at least 3 snapshots, got {int(n)}")
+    k = size
+    kern = _Kernel.make(g, k)
+    s_p = _pauli_sums(c, k)
+    pairs = n * (n - 1.0)
+    # T_B = sum_{P: supp P = B} (S_P^2 - C_P), and sum_{P: supp P = B} C_P = N (each snapshot matches one).
+    cross = _axiswise(s_p * s_p, [_PAULI_TO_SUPPORT] * k).astype(np.float64) - n
+    terms = _subset_terms(kern, cross, pairs)
+    u = float(terms.sum())
+    # a_p = sum_{t != s} h(s, t) for a snapshot s of pattern p: sum_P w_P sigma_P(p) S_P - h(s, s).
+    a = _axiswise(kern.pauli_weight * s_p, [_TO_PAULI.T] * k).reshape(-1) - kern.self_value
+    cf = c.astype(np.float64)
+    sum_aa = float(cf @ (a * a))
+    classes = _pair_class_counts(c, k)
+    sum_b = float(np.sum(classes * kern.class_value**2)) - n * kern.self_value**2
+    ek2 = sum_b / pairs
+    eh1 = (sum_aa - sum_b) / (pairs * (n - 2.0))
+    zeta1 = max(eh1 - u * u, 0.0)  # clipped as in purity_from_counts
+    zeta2 = max(ek2 - u * u, 0.0)
+    var = (4.0 * (n - 2.0) * zeta1 + 2.0 * zeta2) / pairs
+    cal = _calibration_sd(terms, g, se_g)
+    return PurityStats(u, math.hypot(math.sqrt(var), cal), pairs, cal)
+
+
+def _setting_runs(
+    source: SnapshotSource, subs: Sequence[tuple[int, ...]], chunk_snapshots: int, progress: Progress | None,
+    counts: list[np.ndarray] | None, u_tables: Sequence[np.ndarray] | None,
+) -> Iterable[tuple[np.ndarray, list[np.ndarray], list[np.ndarray] | None]]:
+    """Stream the data once and yield complete runs of one setting, a batch at a time.
+
+    Yields ``(lengths, hists, usums)``: ``(R,)`` run lengths; per subsystem ``(R, 2^k)``
+    outcome-pattern counts of each run (outcome index: first qubit most significant); with
+    ``u_tables``, per subsystem ``(R,)`` sums of ``u_tables[i][pattern]`` over each run's
+    snapshots. Adds pattern counts to ``counts`` if given. A run split across chunks is joined.
+    """
+    carry: tuple[int, np.ndarray, list[np.ndarray], list[np.ndarray] | None] | None = None
+    for _offset, chunk in source.iter_chunks(chunk_snapshots):
+        m = chunk.n_snapshots
+        if not m:
+            continue
+        settings = np.asarray(chunk.settings, dtype=np.int64)
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(settings) != 0) + 1])
+        ids = settings[starts]
+        lengths = np.diff(np.concatenate([starts, [m]]))
+        run_of = np.repeat(np.arange(starts.size), lengths)
+        hists: list[np.ndarray] = []
+        usums: list[np.ndarray] | None = [] if u_tables is not None else None
+        for i, sub in enumerate(subs):
+            k = len(sub)
+            b = np.asarray(chunk.bases[:, list(sub)], dtype=np.int64)
+            o = np.asarray(chunk.outcomes[:, list(sub)], dtype=np.int64)
+            place = 1 << np.arange(k - 1, -1, -1)
+            om = o @ place
+            hists.append(np.bincount(run_of * 2**k + om, minlength=starts.size * 2**k).reshape(starts.size, 2**k))
+            if counts is not None or usums is not None:
+                pattern = (2 * b + o) @ (6 ** np.arange(k - 1, -1, -1))
+                if counts is not None:
+                    counts[i] += np.bincount(pattern, minlength=6**k)
+                if usums is not None and u_tables is not None:
+                    usums.append(np.bincount(run_of, weights=u_tables[i][pattern], minlength=starts.size))
+        if progress is not None:
+            progress(m)
+        if carry is not None:
+            cid, clen, chists, cusums = carry
+            if ids[0] == cid:
+                lengths[0] += clen
+                for i in range(len(subs)):
+                    hists[i][0] += chists[i]
+                    if usums is not None and cusums is not None:
+                        usums[i][0] += cusums[i]
+            else:
+                yield (np.array([clen]), [h[None, :] for h in chists],
+                       None if cusums is None else [np.array([x]) for x in cusums])
+        if starts.size > 1:
+            yield (lengths[:-1], [h[:-1] for h in hists], None if usums is None else [x[:-1] for x in usums])
+        carry = (int(ids[-1]), int(lengths[-1]), [h[-1].copy() for h in hists],
+                 None if usums is None else [float(x[-1]) for x in usums])
+    if carry is not None:
+        _cid, clen, chists, cusums = carry
+        yield (np.array([clen]), [h[None, :] for h in chists],
+               None if cusums is None else [np.array([x]) for x in cusums])
+
+
+def _walsh(size: int) -> np.ndarray:
+    """``(2^size, 2^size)`` signs ``(-1)^popcount(o & B)``: outcome pattern ``o`` by subset mask ``B``."""
+    idx = np.arange(2**size)
+    both = idx[:, None] & idx[None, :]
+    bits = np.zeros_like(both)
+    for j in range(size):
+        bits += (both >> j) & 1
+    return (1 - 2 * (bits & 1)).astype(np.float64)
+
+
+def _robust_clustered_purity(
+    source: SnapshotSource, subs: Sequence[tuple[int, ...]], attenuations: Sequence[tuple[np.ndarray, np.ndarray]],
+    chunk_snapshots: int, progress: Progress | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calibrated purity excluding same-setting pairs, with delete-one-setting jackknife errors (two passes).
+
+    Same-setting pairs are removed per Pauli: the cross-setting pair sum of ``P`` is
+    ``S_P^2 - sum_g S_Pg^2``, and a setting ``g`` (bases fixed) matches one Pauli per subset
+    ``B``, with ``S_Pg`` the Walsh transform of its outcome counts. The jackknife needs each
+    setting's cross pair sum ``a_g = sum_{s in g} sum_t h(s, t) - sum_B w_B S_Bg^2``.
+    """
+    n = float(source.n_snapshots)
+    kerns = [_Kernel.make(g, len(sub)) for sub, (g, _se) in zip(subs, attenuations, strict=True)]
+    walsh = [_walsh(len(sub)) for sub in subs]
+    counts = [np.zeros(6 ** len(sub), dtype=np.int64) for sub in subs]
+    same = [np.zeros(2 ** len(sub)) for sub in subs]
+    sum_l2 = 0.0
+    n_runs = 0
+    for lengths, hists, _ in _setting_runs(source, subs, chunk_snapshots, progress, counts, None):
+        sum_l2 += float(np.sum(lengths.astype(np.float64) ** 2))
+        n_runs += lengths.size
+        for i, h in enumerate(hists):
+            w = h.astype(np.float64) @ walsh[i]
+            same[i] += np.sum(w * w, axis=0)
+    pairs = n * n - sum_l2
+    if n_runs < 3 or pairs <= 0:
+        raise EstimationError("with repeated settings the purity estimator needs snapshots from at least 3 "
+                              "different settings")
+    purity = np.zeros(len(subs))
+    cal = np.zeros(len(subs))
+    u_tables = []
+    for i, sub in enumerate(subs):
+        k = len(sub)
+        s_p = _pauli_sums(counts[i], k)
+        cross = (_axiswise(s_p * s_p, [_PAULI_TO_SUPPORT] * k).astype(np.float64)
+                 - same[i].reshape((2,) * k))
+        terms = _subset_terms(kerns[i], cross, pairs)
+        purity[i] = float(terms.sum())
+        cal[i] = _calibration_sd(terms, *attenuations[i])
+        u_tables.append(_axiswise(kerns[i].pauli_weight * s_p, [_TO_PAULI.T] * k).reshape(-1))
+    del counts
+    loo: list[list[np.ndarray]] = [[] for _ in subs]
+    for lengths, hists, usums in _setting_runs(source, subs, chunk_snapshots, None, None, u_tables):
+        lf = lengths.astype(np.float64)
+        assert usums is not None
+        for i, h in enumerate(hists):
+            w = h.astype(np.float64) @ walsh[i]
+            a_g = usums[i] - (w * w) @ kerns[i].subset_weight
+            loo[i].append((pairs * purity[i] - 2.0 * a_g) / (pairs - 2.0 * lf * (n - lf)))
+    se = np.zeros(len(subs))
+    for i in range(len(subs)):
+        p_g = np.concatenate(loo[i])
+        g_count = float(p_g.size)
+        var = (g_count - 1.0) / g_count * float(np.sum((p_g - p_g.mean()) ** 2))
+        se[i] = math.hypot(math.sqrt(var), cal[i])
+    return purity, se, np.full(len(subs), pairs)
 
 
 @dataclass(frozen=True)
@@ -359,6 +683,9 @@ class EntropyEstimates:
         ``'2'`` (bits) or ``'e'`` (nats); confidence level.
     same_setting_excluded:
         True when the data repeat settings and same-setting pairs were left out.
+    calibrated:
+        True for robust estimates (divided by a calibration's attenuations; the standard errors
+        include the calibration's).
     """
 
     subsystems: tuple[tuple[int, ...], ...]
@@ -374,6 +701,7 @@ class EntropyEstimates:
     base: str
     level: float
     same_setting_excluded: bool
+    calibrated: bool = False
 
     def __len__(self) -> int:
         return len(self.subsystems)
@@ -405,8 +733,10 @@ class EntropyEstimates:
         """How the estimates were made (written in JSON beside the rows)."""
         return {
             "quantity": "renyi-2 entropy",
-            "estimator": "U-statistic over distinct snapshot pairs"
+            "estimator": ("robust (calibrated) " if self.calibrated else "")
+                         + "U-statistic over distinct snapshot pairs"
                          + (" from different settings" if self.same_setting_excluded else ""),
+            "calibrated": self.calibrated,
             "unit": self.unit,
             "level": self.level,
             "n_snapshots": self.n_snapshots,
@@ -474,6 +804,7 @@ def estimate_renyi2(
     memory_limit: int = 4 * 2**30,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
+    calibration: Calibration | None = None,
 ) -> EntropyEstimates:
     """Renyi-2 entropies ``S2(A) = -log_base tr(rho_A^2)`` of many subsystems (see the module docs).
 
@@ -497,6 +828,21 @@ def estimate_renyi2(
     chunk_snapshots, progress:
         Snapshots read at a time (bounds memory); callback with each chunk's snapshot count, in
         each of the :func:`counting_passes` passes.
+    calibration:
+        A robust-shadow :class:`~shadowlab.estimate.calibration.Calibration` of the noisy
+        measurement (default: none, the plain estimator). Each Pauli's pair term is divided by
+        ``g_B^2`` of its support ``B`` (see "Robust purity" in the module documentation); the
+        calibration must cover every subset of every subsystem (a complete locality ``>= |A|``)
+        and match the data's qubit count and ensemble (:meth:`Calibration.check_data`; a
+        readout-twirl mismatch is warned about). The standard errors include the calibration's.
+
+    Raises
+    ------
+    ShadowlabError
+        Bad subsystems, base or level; data not uniformly random local Pauli; a calibration for
+        another register or ensemble.
+    EstimationError
+        Too few snapshots (or settings); a subset of a subsystem that the calibration lacks.
 
     Examples
     --------
@@ -518,8 +864,13 @@ def estimate_renyi2(
         from shadowlab.estimate.pauli import setting_starts
 
         setting_starts(source)  # refuses settings whose snapshots are not contiguous, across chunks too
+    attenuations = None
+    if calibration is not None:
+        calibration.check_data(source)
+        attenuations = [subset_attenuations(calibration, sub) for sub in subs]
     largest = max(len(sub) for sub in subs)
-    need = table_bytes(largest) + (16 * 6**largest if clustered else 0)
+    need = (table_bytes(largest) + (16 * 6**largest if clustered else 0)
+            + (robust_table_bytes(largest) if calibration is not None else 0))
     if need > memory_limit:
         raise ShadowlabError(f"a {largest}-qubit subsystem needs about {need / 2**30:.1f} GiB of pattern tables "
                              f"(6^{largest} patterns), over the memory limit of {memory_limit / 2**30:.1f} GiB; "
@@ -533,13 +884,20 @@ def estimate_renyi2(
             tables = pattern_counts(source, gsubs, chunk_snapshots=chunk_snapshots, progress=progress,
                                     distinct_settings=True)
             for i, c in zip(group, tables, strict=True):
-                stats = purity_from_counts(c, len(subs[i]))
+                if attenuations is None:
+                    stats = purity_from_counts(c, len(subs[i]))
+                else:
+                    stats = robust_purity_from_counts(c, len(subs[i]), *attenuations[i])
                 purity[i], se[i], pairs[i] = stats.purity, stats.stderr, stats.n_pairs
             del tables, c  # free this group's tables before the next group's are allocated
+        elif attenuations is not None:
+            p, s, d = _robust_clustered_purity(source, gsubs, [attenuations[i] for i in group], chunk_snapshots,
+                                               progress)
+            purity[group], se[group], pairs[group] = p, s, d
         else:
             p, s, d = _clustered_purity(source, gsubs, chunk_snapshots, progress)
             purity[group], se[group], pairs[group] = p, s, d
-    return _finish(subs, purity, se, pairs, n, key, ln_base, level, clustered)
+    return _finish(subs, purity, se, pairs, n, key, ln_base, level, clustered, calibration is not None)
 
 
 def _clustered_purity(
@@ -577,7 +935,7 @@ def _clustered_purity(
 
 def _finish(
     subs: Sequence[tuple[int, ...]], purity: np.ndarray, se: np.ndarray, pairs: np.ndarray, n: int, key: str,
-    ln_base: float, level: float, clustered: bool,
+    ln_base: float, level: float, clustered: bool, calibrated: bool = False,
 ) -> EntropyEstimates:
     z = NormalDist().inv_cdf(0.5 + level / 2.0)
     sizes = np.array([len(s) for s in subs], dtype=np.float64)
@@ -591,7 +949,7 @@ def _finish(
     return EntropyEstimates(
         subsystems=tuple(subs), purity=purity, purity_stderr=se, entropy=entropy, entropy_stderr=ent_se,
         ci_low=0.0 - np.log(p_hi) / ln_base, ci_high=0.0 - np.log(p_lo) / ln_base, defined=defined, n_snapshots=n,
-        n_pairs=pairs, base=key, level=level, same_setting_excluded=clustered,
+        n_pairs=pairs, base=key, level=level, same_setting_excluded=clustered, calibrated=calibrated,
     )
 
 
@@ -607,5 +965,9 @@ __all__ = [
     "parse_subsystems",
     "pattern_counts",
     "purity_from_counts",
+    "robust_purity_from_counts",
+    "robust_table_bytes",
+    "subset_attenuations",
+    "subset_masks",
     "table_bytes",
 ]

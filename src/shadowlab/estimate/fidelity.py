@@ -25,12 +25,47 @@ Estimators: ``mean`` (the sample mean; standard error = sample standard deviatio
 ``mom`` (median of ``n_blocks`` block means, standard error ``sqrt(pi / 2)`` times that of the mean, as in
 :mod:`shadowlab.estimate.pauli`); the
 interval is normal, ``estimate +- z se`` with ``z`` the two-sided quantile of ``level``.
+
+Robust fidelity (noisy measurements)
+------------------------------------
+For the global Clifford ensemble, any gate-independent noise channel ``Lambda`` acting after the
+random Clifford and before (or as part of) the computational-basis readout, including
+asymmetric and correlated readout flips, is twirled by the Clifford group (a unitary 2-design)
+into a depolarizing form (Chen, Yu, Zeng, Flammia, PRX Quantum 2, 030348 (2021)): the noisy
+shadow channel is
+
+    ``M(rho) = f rho + (1 - f) tr(rho) I / 2^n``,   ideal ``f = 1 / (2^n + 1)``.
+
+With ``x = |<b|U|psi>|^2`` and ``F = <psi|rho|psi>``: ``E[x] = f F + (1 - f) / 2^n``, so
+
+    ``F = (E[x] - 2^-n) / f + 2^-n``,
+
+and the ideal estimator ``(2^n + 1) x - 1`` is this formula with the ideal ``f`` (so under noise
+it estimates ``(2^n + 1) f F + ...``, biased towards ``2^-n``). :func:`calibrate_clifford` measures
+``f`` on ``|0...0>`` (``F = 1``): ``f_hat = (mean x0 - 2^-n) / (1 - 2^-n)``, standard error
+``s(x0) / sqrt(N0) / (1 - 2^-n)``. With a calibration, the single-snapshot values are
+``(x - 2^-n) / f_hat + 2^-n`` and the standard error of their mean gains the calibration's term
+by the delta method (independent data): ``se^2 = se_data^2 + ((F_hat - 2^-n) se_f / f_hat)^2``.
+A calibration whose ``f_hat`` is within :data:`RESOLVED_STDERRS` standard errors of zero is
+refused (the ratio would be meaningless), with the number of calibration snapshots needed.
+
+For independent readout flips ``p01_i``, ``p10_i`` and a measurement-layer flip ``q = 2p/3``
+(:class:`~shadowlab.acquire.noise.NoiseModel`), the Pauli transfer matrix of the noisy
+measure-and-prepare channel has entry ``prod_{i in A} lambda_i`` on ``Z_A`` with
+``lambda_i = (1 - 2q)(1 - p01_i - p10_i)`` and the twirl gives (:func:`predicted_shadow_factor`)
+
+    ``f = (prod_i (1 + lambda_i) - 1) / (4^n - 1)``.
+
+Noise in the *state preparation* is not measurement noise: it changes ``rho`` and hence ``F``,
+as it should. Values are formed in floating point: robust estimates need ``n`` up to about 500.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +76,19 @@ import numpy as np
 import stim
 
 from shadowlab.acquire.clifford_shadows import MAX_STATEVECTOR_QUBITS, apply_tableau_statevector
-from shadowlab.data.clifford_store import CliffordSnapshots, CliffordStore
+from shadowlab.atomic import atomic_path
+from shadowlab.data.clifford_store import ENSEMBLE_GLOBAL_CLIFFORD, CliffordSnapshots, CliffordStore
 from shadowlab.errors import EstimationError, QubitCountMismatchError, ShadowlabError, StateError
+from shadowlab.estimate.calibration import RESOLVED_STDERRS, CalibrationWarning
 from shadowlab.estimate.results import Estimates
 
 FIDELITY_ESTIMATORS = ("mean", "mom")
+#: ``"format"`` of a calibration file (shared with local-Pauli calibrations; ``"ensemble"`` tells them apart).
+CALIBRATION_FORMAT = "shadowlab-calibration"
+#: Version of the global-Clifford calibration document.
+CLIFFORD_CALIBRATION_VERSION = 1
+
+Source = CliffordStore | CliffordSnapshots | str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
@@ -140,7 +183,12 @@ def make_target(target: Any, *, description: str | None = None) -> Target:
             return make_target(circuit, description=description or text)
         if Path(text).suffix:
             raise ShadowlabError(f"{text}: unsupported target; expected a Clifford spec (ghz:N, cluster:N, "
-                                 "cluster2d:RxC, toric:L), a .stim circuit or a .npy state vector")
+                                 "cluster2d:RxC, toric:L, zero:N), a .stim circuit or a .npy state vector")
+        from shadowlab.acquire.clifford_shadows import calibration_state_size
+
+        zero = calibration_state_size(text)
+        if zero is not None:
+            return StabilizerTarget(stim.Tableau(zero), description or text)
         from shadowlab.acquire.clifford_states import builtin_clifford
 
         return make_target(builtin_clifford(text), description=description or text)
@@ -216,43 +264,109 @@ def snapshot_values(target: Target, snapshots: Iterable[tuple[stim.Tableau, np.n
     return np.asarray(out, dtype=np.float64)
 
 
-def fidelity_values(
-    source: CliffordStore | CliffordSnapshots | str | os.PathLike[str],
-    target: Any,
-    *,
-    progress: Callable[[int], None] | None = None,
-) -> np.ndarray:
-    """Per-snapshot fidelity estimates for every snapshot of ``source`` (a store, its path, or snapshots)."""
+def snapshot_overlaps(target: Target, snapshots: Iterable[tuple[stim.Tableau, np.ndarray]], n_qubits: int
+                      ) -> np.ndarray:
+    """``x = |<b|U|psi>|^2`` for each snapshot ``(U, b)``, as a float64 array (exact for stabilizer targets)."""
+    if target.n_qubits != n_qubits:
+        raise QubitCountMismatchError(f"target: the target has {target.n_qubits} qubits but the snapshots have "
+                                      f"{n_qubits}; give a target on {n_qubits} qubits")
+    out: list[float] = []
+    if isinstance(target, StabilizerTarget):
+        base = target.simulator()
+        targets = list(range(n_qubits))
+        for u, b in snapshots:
+            sim = base.copy()
+            sim.do_tableau(u, targets)
+            k = stabilizer_overlap_exponent(sim, b)
+            out.append(0.0 if k is None else math.ldexp(1.0, -k))
+    else:
+        for u, b in snapshots:
+            out.append(statevector_overlap(target.statevector, u, b))
+    return np.asarray(out, dtype=np.float64)
+
+
+def _open_source(source: Source) -> CliffordStore | CliffordSnapshots:
     if isinstance(source, str | os.PathLike):
-        source = CliffordStore.open(source)
-    tgt = make_target(target)
+        return CliffordStore.open(source)
+    if not isinstance(source, CliffordStore | CliffordSnapshots):
+        raise ShadowlabError("expected a global-Clifford store, its path, or CliffordSnapshots; got "
+                             f"{type(source).__name__}")
+    return source
+
+
+def _per_chunk(source: CliffordStore | CliffordSnapshots, tgt: Target,
+               func: Callable[[Target, CliffordSnapshots, int], np.ndarray],
+               progress: Callable[[int], None] | None) -> np.ndarray:
+    """``func(tgt, chunk, n_qubits)`` over the chunks of ``source``, concatenated."""
     if isinstance(source, CliffordSnapshots):
         chunks: Iterable[tuple[int, CliffordSnapshots]] = [(0, source)]
     else:
         chunks = source.iter_chunks(min(source.chunk_snapshots, 1024))
     parts = []
     for _, chunk in chunks:
-        parts.append(snapshot_values(tgt, chunk, chunk.n_qubits))
+        parts.append(func(tgt, chunk, chunk.n_qubits))
         if progress is not None:
             progress(chunk.n_snapshots)
     if isinstance(source, CliffordStore) and tgt.n_qubits != source.n_qubits:
-        snapshot_values(tgt, [], source.n_qubits)  # raises the mismatch error for empty stores too
+        func(tgt, CliffordSnapshots.from_tableaux([], np.zeros((0, source.n_qubits), np.uint8)), source.n_qubits)
     return np.concatenate(parts) if parts else np.zeros(0)
 
 
+def fidelity_values(
+    source: Source,
+    target: Any,
+    *,
+    calibration: CliffordCalibration | str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Per-snapshot fidelity estimates for every snapshot of ``source`` (a store, its path, or snapshots).
+
+    Without a calibration: ``(2^n + 1) x - 1`` with ``x = |<b|U|psi>|^2``. With one (a
+    :class:`CliffordCalibration` or its file): the robust ``(x - 2^-n) / f_hat + 2^-n`` (see the
+    module documentation); summarize them with :func:`summarize` and the *same* calibration.
+
+    Raises
+    ------
+    QubitCountMismatchError
+        If the target or the calibration has another qubit count than the data.
+    ShadowlabError
+        If ``calibration`` is a local-Pauli calibration (another measurement ensemble).
+    """
+    src = _open_source(source)
+    tgt = make_target(target)
+    cal = _resolve_calibration(calibration)
+    if cal is None:
+        return _per_chunk(src, tgt, snapshot_values, progress)
+    cal.check_data(src)
+    x = _per_chunk(src, tgt, snapshot_overlaps, progress)
+    floor = math.ldexp(1.0, -cal.n_qubits)
+    with np.errstate(over="ignore"):
+        values = (x - floor) / cal.f_hat + floor
+    if not np.all(np.isfinite(values)):
+        raise EstimationError(f"robust fidelity values overflow a float for {cal.n_qubits} qubits with f = "
+                              f"{cal.f_hat:.3g}; the robust estimator supports up to about 500 qubits")
+    return values
+
+
 def summarize(values: np.ndarray, *, level: float = 0.95, estimator: str = "mean", n_blocks: int = 10,
-              label: str = "fidelity") -> Estimates:
+              label: str = "fidelity", calibration: CliffordCalibration | str | os.PathLike[str] | None = None
+              ) -> Estimates:
     """Point estimate, standard error and normal interval from single-snapshot values.
 
     ``estimator='mean'``: the sample mean, ``se = s / sqrt(N)`` (``s`` the sample standard deviation).
     ``estimator='mom'``: the median of ``n_blocks`` contiguous block means (robust to rare huge
     values), with ``sqrt(pi / 2)`` times that ``se`` (the efficiency of a median of normal block means).
+
+    With ``calibration`` (the one :func:`fidelity_values` used to make ``values``), the calibration's
+    error is added by the delta method, ``se^2 + ((F_hat - 2^-n) se_f / f_hat)^2``, and the result is
+    marked ``calibrated``.
     """
     values = np.asarray(values, dtype=np.float64)
     if not 0.0 < level < 1.0:
         raise ShadowlabError(f"level must be in (0, 1), got {level}")
     if estimator not in FIDELITY_ESTIMATORS:
         raise ShadowlabError(f"estimator must be one of {', '.join(FIDELITY_ESTIMATORS)}, got {estimator!r}")
+    cal = _resolve_calibration(calibration)
     n = values.size
     if n < 2:
         raise EstimationError(f"a fidelity estimate with an error bar needs at least 2 snapshots, got {n}")
@@ -266,20 +380,24 @@ def summarize(values: np.ndarray, *, level: float = 0.95, estimator: str = "mean
         blocks = n_blocks
         est = float(np.median([b.mean() for b in np.array_split(values, n_blocks)]))
         se *= math.sqrt(math.pi / 2.0)
+    if cal is not None:
+        se = math.hypot(se, (est - math.ldexp(1.0, -cal.n_qubits)) * cal.stderr / cal.f_hat)
     z = NormalDist().inv_cdf(0.5 + level / 2.0)
     one = np.ones(1)
     return Estimates(labels=(label,), estimate=est * one, stderr=se * one, ci_low=(est - z * se) * one,
                      ci_high=(est + z * se) * one, n_matched=np.array([n], dtype=np.int64), n_snapshots=n,
-                     estimator=estimator, interval="normal", level=level, n_blocks=blocks)
+                     estimator=estimator, interval="normal", level=level, n_blocks=blocks,
+                     calibrated=cal is not None)
 
 
 def estimate_fidelity(
-    source: CliffordStore | CliffordSnapshots | str | os.PathLike[str],
+    source: Source,
     target: Any,
     *,
     level: float = 0.95,
     estimator: str = "mean",
     n_blocks: int = 10,
+    calibration: CliffordCalibration | str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Estimates:
     """Estimate ``F = <psi| rho |psi>`` from global-Clifford snapshots of ``rho``.
@@ -294,11 +412,22 @@ def estimate_fidelity(
         Confidence level of the normal interval.
     estimator, n_blocks:
         ``'mean'`` or ``'mom'`` (median of ``n_blocks`` block means).
+    calibration:
+        Robust shadows: a :class:`CliffordCalibration` (from :func:`calibrate_clifford`) or the
+        path of its file, measured on the same device and qubit count; default None (ideal
+        measurements assumed).
 
     Returns
     -------
     Estimates
-        One row labelled ``'fidelity'``.
+        One row labelled ``'fidelity'`` (``calibrated`` when a calibration was applied).
+
+    Raises
+    ------
+    QubitCountMismatchError
+        If the target or calibration has another qubit count than the data.
+    ShadowlabError
+        If the calibration is a local-Pauli one, or its file is not a calibration.
 
     Examples
     --------
@@ -309,5 +438,267 @@ def estimate_fidelity(
     >>> bool(abs(est.estimate[0] - 1) < 5 * est.stderr[0])
     True
     """
-    values = fidelity_values(source, target, progress=progress)
-    return summarize(values, level=level, estimator=estimator, n_blocks=n_blocks)
+    cal = _resolve_calibration(calibration)
+    values = fidelity_values(source, target, calibration=cal, progress=progress)
+    return summarize(values, level=level, estimator=estimator, n_blocks=n_blocks, calibration=cal)
+
+
+# -- robust shadows: calibration of the global-Clifford measurement ---------------------------------------
+def ideal_shadow_factor(n_qubits: int) -> float:
+    """``f = 1 / (2^n + 1)``, the shadow-channel factor of ideal global-Clifford measurements."""
+    return 1.0 / (math.ldexp(1.0, n_qubits) + 1.0)
+
+
+def predicted_shadow_factor(noise: Any, n_qubits: int) -> float:
+    """``f`` of the noisy global-Clifford shadow channel for a :class:`~shadowlab.acquire.noise.NoiseModel`.
+
+    Independent per-qubit flips after the random Clifford (measurement-layer flip ``q = 2p/3``,
+    then readout ``p01_i``, ``p10_i``) give ``f = (prod_i (1 + lambda_i) - 1) / (4^n - 1)`` with
+    ``lambda_i = (1 - 2q)(1 - p01_i - p10_i)`` (module documentation). Gate noise of the state
+    preparation is not part of ``f``.
+
+    Examples
+    --------
+    >>> from shadowlab.acquire.noise import NoiseModel
+    >>> predicted_shadow_factor(NoiseModel(), 3) == ideal_shadow_factor(3)  # (2^3 - 1) / (4^3 - 1) = 1/9
+    True
+    >>> round(predicted_shadow_factor(NoiseModel(readout_p01=0.05, readout_p10=0.15), 1), 6)  # (1.8 - 1) / 3
+    0.266667
+    """
+    p01, p10 = noise.readout(n_qubits)
+    lam = (1.0 - 2.0 * noise.measurement_flip) * (1.0 - p01 - p10)
+    return (float(np.prod(1.0 + lam)) - 1.0) / (math.ldexp(1.0, 2 * n_qubits) - 1.0)
+
+
+@dataclass(frozen=True)
+class CliffordCalibration:
+    """The calibrated shadow-channel factor ``f`` of a noisy global-Clifford measurement.
+
+    Attributes
+    ----------
+    f_hat:
+        Estimated ``f`` (ideal: ``1 / (2^n + 1)``, see :func:`ideal_shadow_factor`).
+    stderr:
+        Its standard error.
+    n_snapshots:
+        Calibration snapshots of ``|0...0>`` it was computed from.
+    n_qubits:
+        Qubits of the calibrated register.
+    provenance:
+        Where the calibration data came from (their metadata, e.g. a simulated noise model).
+    ensemble:
+        Always ``"global_clifford"``.
+    """
+
+    f_hat: float
+    stderr: float
+    n_snapshots: int
+    n_qubits: int
+    provenance: dict[str, Any]
+    ensemble: str = ENSEMBLE_GLOBAL_CLIFFORD
+
+    def __post_init__(self) -> None:
+        if self.ensemble != ENSEMBLE_GLOBAL_CLIFFORD:
+            raise ShadowlabError(f"a CliffordCalibration is for the {ENSEMBLE_GLOBAL_CLIFFORD!r} ensemble, got "
+                                 f"{self.ensemble!r}")
+        if not (isinstance(self.n_qubits, int | np.integer) and self.n_qubits >= 1):
+            raise ShadowlabError(f"n_qubits must be a positive integer, got {self.n_qubits!r}")
+        if not (math.isfinite(self.f_hat) and math.isfinite(self.stderr) and self.stderr >= 0):
+            raise ShadowlabError(f"f_hat and stderr must be finite (stderr >= 0), got {self.f_hat!r}, {self.stderr!r}")
+        if self.f_hat <= 0:
+            raise ShadowlabError(f"f_hat must be positive, got {self.f_hat!r}")
+
+    @property
+    def f_ideal(self) -> float:
+        """``1 / (2^n + 1)``."""
+        return ideal_shadow_factor(self.n_qubits)
+
+    @property
+    def relative(self) -> float:
+        """``f_hat / f_ideal`` (1 for an ideal measurement, smaller with noise)."""
+        return self.f_hat / self.f_ideal
+
+    def check_data(self, source: Any, *, what: str = "the data") -> None:
+        """Refuse data on another qubit count; warn when simulated noise models differ."""
+        if source.n_qubits != self.n_qubits:
+            raise QubitCountMismatchError(f"the calibration is for {self.n_qubits} qubits but {what} have "
+                                          f"{source.n_qubits}; calibrate the same register (zero:{source.n_qubits})")
+        meta = getattr(source, "metadata", None) or {}
+        prov = meta.get("provenance", meta) if isinstance(meta, dict) else {}
+        mine = _measurement_noise(self.provenance)
+        theirs = _measurement_noise(prov)
+        if mine is not None and theirs is not None and mine != theirs:
+            warnings.warn(f"the calibration data were simulated with noise {_noise_text(mine)} but {what} with "
+                          f"{_noise_text(theirs)}: a calibration only corrects the noise it measured",
+                          CalibrationWarning, stacklevel=3)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document :meth:`write` stores."""
+        return {
+            "format": CALIBRATION_FORMAT,
+            "version": CLIFFORD_CALIBRATION_VERSION,
+            "ensemble": self.ensemble,
+            "n_qubits": int(self.n_qubits),
+            "n_snapshots": int(self.n_snapshots),
+            "f_hat": float(self.f_hat),
+            "stderr": float(self.stderr),
+            "f_ideal": self.f_ideal,
+            "model": "noisy shadow channel f rho + (1 - f) tr(rho) I / 2^n; robust F = (mean x - 2^-n) / f + 2^-n",
+            "provenance": self.provenance,
+        }
+
+    def write(self, path: str | os.PathLike[str], *, force: bool = False) -> None:
+        """Write as JSON, atomically (an existing file needs ``force``)."""
+        with atomic_path(path, force=force) as tmp:
+            Path(tmp).write_text(json.dumps(self.to_dict(), indent=1))
+
+
+_MEASUREMENT_NOISE_KEYS = ("depolarizing", "readout_p01", "readout_p10")
+
+
+def _measurement_noise(provenance: Any) -> dict[str, Any] | None:
+    """The measurement-noise part of a simulated data set's noise record (None when not recorded)."""
+    if not isinstance(provenance, dict) or "noise" not in provenance:
+        return None
+    record = provenance["noise"]
+    if record is None:
+        return dict.fromkeys(_MEASUREMENT_NOISE_KEYS, 0.0)
+    if not isinstance(record, dict):
+        return None
+    return {k: record.get(k) for k in _MEASUREMENT_NOISE_KEYS}
+
+
+def _noise_text(record: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in record.items())
+
+
+def read_clifford_calibration(path: str | os.PathLike[str]) -> CliffordCalibration:
+    """Read a calibration written by :meth:`CliffordCalibration.write` (errors name the file and field).
+
+    Raises
+    ------
+    ShadowlabError
+        If the file is missing, not JSON, not a shadowlab calibration, a local-Pauli calibration
+        (from ``shadowlab calibrate``), of another version, or malformed.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ShadowlabError(f"{p}: no such calibration file")
+    try:
+        doc = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ShadowlabError(f"{p}: not a JSON calibration file: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != CALIBRATION_FORMAT:
+        raise ShadowlabError(f"{p}: not a shadowlab calibration (expected \"format\": \"{CALIBRATION_FORMAT}\"); make "
+                             "one with 'shadowlab calibrate-clifford'")
+    if doc.get("ensemble") != ENSEMBLE_GLOBAL_CLIFFORD:
+        ens = doc.get("ensemble")
+        family = ens.get("family") if isinstance(ens, dict) else ens
+        raise ShadowlabError(f"{p}: a {family or 'local_pauli'} calibration (from 'shadowlab calibrate'), but "
+                             "global-Clifford fidelity needs one measured with random global Cliffords: the factors "
+                             "of one measurement ensemble do not transfer to another. Make one with 'shadowlab "
+                             "simulate-clifford zero:N' (or the device's data of |0...0>) and 'shadowlab "
+                             "calibrate-clifford'")
+    if doc.get("version") != CLIFFORD_CALIBRATION_VERSION:
+        raise ShadowlabError(f"{p}: global-Clifford calibration version {doc.get('version')!r}; this shadowlab reads "
+                             f"version {CLIFFORD_CALIBRATION_VERSION}")
+    try:
+        return CliffordCalibration(float(doc["f_hat"]), float(doc["stderr"]), int(doc["n_snapshots"]),
+                                   int(doc["n_qubits"]), dict(doc.get("provenance") or {}))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ShadowlabError(f"{p}: calibration field missing or malformed: {exc}") from None
+
+
+def _resolve_calibration(calibration: Any) -> CliffordCalibration | None:
+    """A :class:`CliffordCalibration` from itself or a path; refuse local-Pauli calibrations."""
+    if calibration is None or isinstance(calibration, CliffordCalibration):
+        return calibration
+    if isinstance(calibration, str | os.PathLike):
+        return read_clifford_calibration(calibration)
+    from shadowlab.estimate.calibration import Calibration
+
+    if isinstance(calibration, Calibration):
+        raise ShadowlabError("calibration: a local-Pauli calibration (shadowlab.estimate.calibration.calibrate) "
+                             "cannot correct global-Clifford data, which were measured with another ensemble; "
+                             "use calibrate_clifford on global-Clifford snapshots of |0...0>")
+    raise ShadowlabError(f"calibration must be a CliffordCalibration or the path of its file, got "
+                         f"{type(calibration).__name__}")
+
+
+def calibrate_clifford(
+    source: Source,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> CliffordCalibration:
+    """Calibrate a noisy global-Clifford measurement from snapshots of ``|0...0>``.
+
+    ``x0 = |<b|U|0...0>|^2`` is computed exactly (stabilizer algebra) for each snapshot, and
+    ``f_hat = (mean x0 - 2^-n) / (1 - 2^-n)`` with standard error ``s(x0) / sqrt(N) / (1 - 2^-n)``
+    (see the module documentation).
+
+    Parameters
+    ----------
+    source:
+        A :class:`CliffordStore`, its path, or :class:`CliffordSnapshots` of ``|0...0>`` taken
+        with the same device and measurement as the data to correct (``shadowlab
+        simulate-clifford zero:N``).
+    progress:
+        Called with the number of snapshots done after each chunk.
+
+    Returns
+    -------
+    CliffordCalibration
+
+    Raises
+    ------
+    ShadowlabError
+        Fewer than 2 snapshots, or data inconsistent with ``|0...0>`` and any measurement noise
+        (``f_hat`` clearly negative or clearly above the ideal ``1 / (2^n + 1)``).
+    EstimationError
+        If ``f_hat`` is less than :data:`RESOLVED_STDERRS` standard errors above zero; the message
+        says how many calibration snapshots would resolve it.
+
+    Warns
+    -----
+    CalibrationWarning
+        If the data's provenance names a state other than ``zero:N``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from shadowlab.acquire.clifford_shadows import make_state, sample_snapshots
+    >>> tabs, b = sample_snapshots(make_state("zero:3"), 400, np.random.default_rng(0))
+    >>> cal = calibrate_clifford(CliffordSnapshots.from_tableaux(tabs, b))
+    >>> bool(abs(cal.f_hat - 1 / 9) < 5 * cal.stderr)
+    True
+    """
+    src = _open_source(source)
+    n, n_snap = src.n_qubits, src.n_snapshots
+    if n_snap < 2:
+        raise ShadowlabError(f"a calibration needs at least 2 snapshots of |0...0>, got {n_snap}")
+    meta = src.metadata if isinstance(src.metadata, dict) else {}
+    prov = meta.get("provenance", meta) if isinstance(meta.get("provenance", meta), dict) else {}
+    state = prov.get("state")
+    if isinstance(state, str) and state.strip().lower() != f"zero:{n}":
+        warnings.warn(f"the calibration data record the state {state!r}, not the calibration state zero:{n} "
+                      "(|0...0>); a calibration on another state is wrong by its infidelity", CalibrationWarning,
+                      stacklevel=2)
+    x0 = _per_chunk(src, StabilizerTarget(stim.Tableau(n), f"zero:{n}"), snapshot_overlaps, progress)
+    floor = math.ldexp(1.0, -n)
+    f_hat = float((x0.mean() - floor) / (1.0 - floor))
+    se = float(x0.std(ddof=1) / math.sqrt(n_snap) / (1.0 - floor))
+    f_ideal = ideal_shadow_factor(n)
+    if f_hat < -RESOLVED_STDERRS * se or f_hat > f_ideal + RESOLVED_STDERRS * se + 1e-12 * f_ideal:
+        raise ShadowlabError(
+            f"the calibration data give f = {f_hat:.4g} +- {se:.2g}, outside the range [0, {f_ideal:.4g}] that "
+            "measurements of |0...0> with any noise allow (1 / (2^n + 1) is the noiseless value): these are not "
+            "global-Clifford snapshots of |0...0>")
+    if f_hat < RESOLVED_STDERRS * se:
+        ratio = RESOLVED_STDERRS * se / max(f_hat, se / 10.0)
+        needed = math.ceil(n_snap * ratio * ratio)
+        raise EstimationError(
+            f"the calibrated shadow factor is indistinguishable from zero: f = {f_hat:.4g} +- {se:.2g} (needs >= "
+            f"{RESOLVED_STDERRS:g} standard errors; the noiseless value is {f_ideal:.4g}). With {n_snap:,} "
+            f"calibration snapshots that needs about {needed:,} in all ({max(needed - n_snap, 1):,} more, if f is "
+            "as estimated)")
+    return CliffordCalibration(f_hat, se, int(n_snap), int(n), json.loads(json.dumps(prov, default=str)))

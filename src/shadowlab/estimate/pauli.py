@@ -58,6 +58,12 @@ normal batch means, which few, heavy-tailed settings (tens) do not give: coverag
 nominal (measured: 86% at 95% with 16 settings of 4 qubits, 200 runs); more settings are the remedy.
 ``hkp`` is refused (its guarantee needs independent settings).
 
+Robust shadows: with a ``calibration`` (:mod:`shadowlab.estimate.calibration`) every estimate of
+a Pauli with support ``A`` is divided by the calibrated attenuation ``g_A`` of the noisy
+measurement, and its standard error includes the calibration's own (delta method); intervals are
+then ``est +- q se`` (``q`` the normal or Student quantile as above), and ``hkp`` is refused (its
+guarantee does not cover a calibrated factor).
+
 Every call streams the data chunk by chunk: memory is bounded by the chunk size plus
 ``M x J`` counters, never by ``snapshots x observables``.
 """
@@ -68,7 +74,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -76,6 +82,9 @@ from shadowlab import kernels
 from shadowlab.errors import EstimationError, ShadowlabError
 from shadowlab.estimate.results import ESTIMATORS, INTERVALS, Estimates
 from shadowlab.paulis import PauliArrays, PauliString, PauliSum
+
+if TYPE_CHECKING:
+    from shadowlab.estimate.calibration import Calibration
 
 DEFAULT_CHUNK_SNAPSHOTS = 65536
 HKP_CONSTANT = 34.0
@@ -357,13 +366,35 @@ def _batch_variance(totals: np.ndarray, weights_per_batch: np.ndarray, estimate:
     return j / (j - 1.0) * np.sum(resid * resid, axis=-1) / (norm * norm)
 
 
+def _apply_calibration(est: np.ndarray, se: np.ndarray, g: np.ndarray, se_g: np.ndarray, q: float
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Robust estimates ``est / g`` with the delta-method error ``sqrt((se/g)^2 + (r se_g/g)^2)``."""
+    robust = est / g
+    err = np.sqrt((se / g) ** 2 + (robust * se_g / g) ** 2)
+    return robust, err, robust - q * err, robust + q * err
+
+
+def _calibration_factors(source: SnapshotSource, calibration: Calibration | None, paulis: Sequence[PauliString],
+                         labels: Sequence[str], interval: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(g, se_g)`` for ``paulis`` from ``calibration`` after checking it fits the data (None without one)."""
+    if calibration is None:
+        return None
+    if interval == "hkp":
+        raise ShadowlabError("the hkp interval is a guarantee for the raw estimator and does not cover a calibrated "
+                             "factor's uncertainty; use the normal interval with a calibration")
+    calibration.check_data(source)
+    return calibration.pauli_factors(paulis, labels)
+
+
 def _stats_from_counts(
     match: np.ndarray, odd: np.ndarray, weights: np.ndarray, scale: np.ndarray, n_snapshots: int, opts: _Options,
+    attenuation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Estimates, standard errors and interval ends from per-batch counts (see module docs).
 
     ``scale`` is the weight of a matching snapshot in ``mean``/``mom``: ``3^w`` for uniform
-    measurements, the inverse probability of matching under a biased scheme.
+    measurements, the inverse probability of matching under a biased scheme. ``attenuation``
+    ``(g, se_g)``: calibrated factors to divide by (robust shadows).
     """
     signed = (match - 2 * odd).astype(np.float64)  # per batch: sum of signs over matches
     c = match.sum(axis=1).astype(np.float64)
@@ -407,6 +438,8 @@ def _stats_from_counts(
         else:
             half = z * se
         lo, hi = est - half, est + half
+    if attenuation is not None:
+        est, se, lo, hi = _apply_calibration(est, se, attenuation[0], attenuation[1], z)
     identity = weights == 0
     # The identity is known exactly: <I> = 1 whatever the data.
     est = np.where(identity, 1.0, est)
@@ -426,6 +459,7 @@ def estimate_paulis(
     interval: str = "normal",
     on_unmatched: str = "raise",
     probabilities: np.ndarray | None = None,
+    calibration: Calibration | None = None,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
 ) -> Estimates:
@@ -453,6 +487,11 @@ def estimate_paulis(
     probabilities:
         ``(n_qubits, 3)`` basis probabilities of a biased scheme; default: those the data set
         records (uniform if none).
+    calibration:
+        A robust-shadow :class:`~shadowlab.estimate.calibration.Calibration` of the noisy
+        measurement: estimates are divided by each support's calibrated attenuation, and the
+        errors include the calibration's (see the module documentation). It must cover every
+        observable's support, and match the data's qubit count and ensemble.
     chunk_snapshots:
         Snapshots read and packed at a time; bounds memory.
     progress:
@@ -472,16 +511,17 @@ def estimate_paulis(
         raise ShadowlabError("no observables given")
     estimator, probs = resolve_scheme(source, source.n_qubits, estimator, probabilities)
     opts = _options(source, estimator, n_blocks, level, interval, len(paulis), bytes_per_batch=16 * len(paulis))
+    attenuation = _calibration_factors(source, calibration, paulis, labels, interval)
     arrays = PauliArrays.from_paulis(paulis)
     scale = match_scale(arrays.qubits, arrays.codes, arrays.weights, probs)
     match, odd = pauli_counts(source, arrays, bounds=opts.bounds, chunk_snapshots=chunk_snapshots,
                               progress=progress)
-    return _finish(match, odd, arrays.weights, scale, labels, source.n_snapshots, opts, on_unmatched)
+    return _finish(match, odd, arrays.weights, scale, labels, source.n_snapshots, opts, on_unmatched, attenuation)
 
 
 def _finish(
     match: np.ndarray, odd: np.ndarray, weights: np.ndarray, scale: np.ndarray, labels: Sequence[str],
-    n_snapshots: int, opts: _Options, on_unmatched: str,
+    n_snapshots: int, opts: _Options, on_unmatched: str, attenuation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Estimates:
     if on_unmatched not in ("raise", "omit"):
         raise ShadowlabError(f"on_unmatched must be 'raise' or 'omit', got {on_unmatched!r}")
@@ -502,11 +542,13 @@ def _finish(
         omitted = tuple(labels[i] for i in unmatched)
         match, odd, weights, scale = match[keep], odd[keep], weights[keep], scale[keep]
         labels = [labels[i] for i in keep]
-    est, se, lo, hi = _stats_from_counts(match, odd, weights, scale, n_snapshots, opts)
+        if attenuation is not None:
+            attenuation = (attenuation[0][keep], attenuation[1][keep])
+    est, se, lo, hi = _stats_from_counts(match, odd, weights, scale, n_snapshots, opts, attenuation)
     return Estimates(
         labels=tuple(labels), estimate=est, stderr=se, ci_low=lo, ci_high=hi, n_matched=match.sum(axis=1),
         n_snapshots=n_snapshots, estimator=opts.estimator, interval=opts.interval, level=opts.level,
-        n_blocks=opts.n_blocks, omitted=omitted,
+        n_blocks=opts.n_blocks, omitted=omitted, calibrated=attenuation is not None,
     )
 
 
@@ -519,13 +561,14 @@ def estimate_two_point(
     interval: str = "normal",
     on_unmatched: str = "raise",
     probabilities: np.ndarray | None = None,
+    calibration: Calibration | None = None,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
 ) -> Estimates:
     """All two-point correlators ``<P_a(i) P_b(j)>`` for qubits ``i < j`` and letters ``a, b``.
 
-    A fast path over all ``9 n (n - 1) / 2`` correlators at once; same estimators and intervals
-    as :func:`estimate_paulis`. Rows are ordered by ``i``, then ``j``, then ``a``, then ``b``
+    A fast path over all ``9 n (n - 1) / 2`` correlators at once; same estimators, intervals and
+    ``calibration`` as :func:`estimate_paulis`. Rows are ordered by ``i``, then ``j``, then ``a``, then ``b``
     (letters X, Y, Z), labelled like ``'X0 Z5'``.
     """
     n_q = source.n_qubits
@@ -533,6 +576,12 @@ def estimate_two_point(
         raise ShadowlabError("two-point correlators need at least 2 qubits")
     n_pairs = n_q * (n_q - 1) // 2
     estimator, probs = resolve_scheme(source, n_q, estimator, probabilities)
+    attenuation = None
+    if calibration is not None:
+        ii, jj = np.triu_indices(n_q, k=1)
+        pairs = [PauliString((int(a), int(b)), (2, 2)) for a, b in zip(ii, jj, strict=True)]
+        g, se_g = _calibration_factors(source, calibration, pairs, [p.to_sparse() for p in pairs], interval)
+        attenuation = (np.repeat(g, 9), np.repeat(se_g, 9))
     per_batch = 2 * n_q * n_q * 9 * 8
     opts = _options(source, estimator, n_blocks, level, interval, 9 * n_pairs, bytes_per_batch=per_batch)
     j = opts.n_batches
@@ -562,7 +611,7 @@ def estimate_two_point(
     pair_codes = np.tile(np.array([[a, b] for a in range(3) for b in range(3)], dtype=np.int64), (n_pairs, 1))
     scale = match_scale(pair_qubits, pair_codes, weights, probs)
     return _finish(np.ascontiguousarray(m), np.ascontiguousarray(o), weights, scale, labels, source.n_snapshots,
-                   opts, on_unmatched)
+                   opts, on_unmatched, attenuation)
 
 
 def estimate_sum(
@@ -575,6 +624,7 @@ def estimate_sum(
     interval: str = "normal",
     label: str = "sum",
     probabilities: np.ndarray | None = None,
+    calibration: Calibration | None = None,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
     progress: Progress | None = None,
 ) -> Estimates:
@@ -586,7 +636,10 @@ def estimate_sum(
     influence of each snapshot on the sum, with each term's own variance Bessel-corrected
     (``C_j / (C_j - 1)``) and a term matched only once given the bound ``Var(sign) <= 1``.
     Identity terms are added exactly. Estimators and ``probabilities`` as in
-    :func:`estimate_paulis`.
+    :func:`estimate_paulis`. With a ``calibration`` each term is divided by its support's
+    calibrated attenuation, and the calibration's error is added to the standard error as
+    ``sum_j |c_j r_j| se_gj / g_j`` (``r_j`` the robust term estimate), which bounds it whatever
+    the correlation between the factors (they come from the same calibration snapshots).
     """
     hamiltonian.check_n_qubits(source.n_qubits)
     if len(hamiltonian) == 0:
@@ -601,15 +654,27 @@ def estimate_sum(
     terms = [t for t, k in zip(hamiltonian.terms, keep, strict=True) if k]
     coeffs = hamiltonian.coeffs[keep]
     n = source.n_snapshots
+    factors = _calibration_factors(source, calibration, terms, [t.to_sparse() for t in terms], interval)
 
     def result(est: float, se: float, half: float, used: int) -> Estimates:
         return Estimates((label,), np.array([est]), np.array([se]), np.array([est - half]), np.array([est + half]),
-                         np.array([used]), n, opts.estimator, opts.interval, level, opts.n_blocks)
+                         np.array([used]), n, opts.estimator, opts.interval, level, opts.n_blocks,
+                         calibrated=factors is not None)
 
     if not terms:
         return result(constant, 0.0, 0.0, n)
     arrays = PauliArrays.from_paulis(terms)
     scale3 = match_scale(arrays.qubits, arrays.codes, arrays.weights, probs)
+    if factors is not None:
+        # Robust shadows: term j is estimated as (raw estimate) / g_j, i.e. with coefficient c_j / g_j.
+        coeffs = coeffs / factors[0]
+
+    def calibration_sd(raw_terms: np.ndarray) -> float:
+        """Bound on the standard deviation the calibration adds (0 without one)."""
+        if factors is None:
+            return 0.0
+        g, se_g = factors
+        return float(np.sum(np.abs(coeffs * raw_terms) * se_g / g))
     sizes = np.diff(opts.bounds).astype(np.float64)
     j_eff = int(np.count_nonzero(sizes))
     z = _quantile(level, opts.clustered, j_eff)
@@ -642,7 +707,7 @@ def estimate_sum(
         few = c == 1
         own = coeffs**2 * (1.0 - mu**2) / c
         var += float(np.sum(np.where(few, coeffs**2, own / np.maximum(c - 1.0, 1.0))))
-        se = math.sqrt(var)
+        se = math.hypot(math.sqrt(var), calibration_sd(mu))
         return result(est, se, z * se, used)
     if not np.all(np.isfinite(scale3)):
         bad = [terms[i].to_sparse() for i in np.flatnonzero(~np.isfinite(scale3))[:5]]
@@ -656,12 +721,18 @@ def estimate_sum(
     else:
         var = max(sum_sq / n - mean * mean, 0.0) * (n / (n - 1) if n > 1 else 1.0)
         se_mean = math.sqrt(var / n)
+    cal_sd = 0.0
+    if factors is not None:
+        # The raw per-term estimates (one more pass) size the calibration's contribution.
+        match, odd = pauli_counts(source, arrays, 1, chunk_snapshots=chunk_snapshots)
+        cal_sd = calibration_sd(scale3 * (match[:, 0] - 2 * odd[:, 0]) / n)
     if opts.estimator == "mean":
-        return result(constant + mean, se_mean, z * se_mean, used)
+        se = math.hypot(se_mean, cal_sd)
+        return result(constant + mean, se, z * se, used)
     k, m = opts.n_blocks, opts.sub_blocks
     block_means = batch_sums.reshape(k, m).sum(axis=1) / sizes.reshape(k, m).sum(axis=1)
     est = constant + float(np.median(block_means))
-    se = math.sqrt(math.pi / 2.0) * se_mean
+    se = math.hypot(math.sqrt(math.pi / 2.0) * se_mean, cal_sd)
     if opts.interval == "hkp":
         norm = float(np.sum(np.abs(coeffs) * np.sqrt(scale3)))
         half = math.sqrt(HKP_CONSTANT * norm * norm / sizes.reshape(k, m).sum(axis=1).min())

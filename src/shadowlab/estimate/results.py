@@ -43,6 +43,9 @@ class Estimates:
     omitted:
         Labels of observables dropped because no snapshot matched them (only when asked to
         omit rather than raise).
+    calibrated:
+        Whether the estimates are robust-shadow ones, divided by a calibration's factors (their
+        errors include the calibration's).
     """
 
     labels: tuple[str, ...]
@@ -57,6 +60,7 @@ class Estimates:
     level: float
     n_blocks: int = 1
     omitted: tuple[str, ...] = field(default=())
+    calibrated: bool = False
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -85,6 +89,7 @@ class Estimates:
             "n_blocks": self.n_blocks,
             "n_snapshots": self.n_snapshots,
             "omitted": list(self.omitted),
+            "calibrated": self.calibrated,
         }
 
     def to_csv(self) -> str:
