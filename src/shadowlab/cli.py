@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -21,7 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from shadowlab.errors import ShadowlabError
+from shadowlab.errors import ShadowlabError, ShadowlabWarning
 
 app = typer.Typer(
     name="shadowlab",
@@ -42,7 +43,12 @@ def _user_errors(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ShadowlabWarning)
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    _show_warnings(caught)
         except ShadowlabError as exc:
             # Escaped: messages carry brackets ("pip install 'shadowlab[qiskit]'") that are not markup.
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
@@ -56,6 +62,15 @@ def _user_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _show_warnings(caught: list[warnings.WarningMessage]) -> None:
+    """shadowlab's own warnings as one ``warning:`` line each; others as Python shows them."""
+    for w in caught:
+        if issubclass(w.category, ShadowlabWarning):
+            err.print(f"[bold yellow]warning:[/] {escape(str(w.message))}", highlight=False, soft_wrap=True)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
 
 
 @contextmanager
@@ -134,6 +149,23 @@ def open_source(path: Path, fmt: str | None = None) -> Any:
 
 
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+CalibrationOpt = Annotated[Path | None, typer.Option(
+    "--calibration", help="Robust shadows: a calibration file from 'shadowlab calibrate' (same qubits and "
+                          "measurement); estimates are divided by its factors, errors include its own.")]
+NoiseOpt = Annotated[str | None, typer.Option(
+    "--noise", help="Device noise, e.g. 'depolarizing=0.01,p01=0.05,p10=0.15' (gate depolarizing, readout "
+                    "0->1 and 1->0 flips; also two_qubit_depolarizing, readout).")]
+TwirlOpt = Annotated[bool, typer.Option("--twirl/--no-twirl", help="Readout twirling: a random X flip before "
+                                                                   "each measurement, undone and recorded.")]
+
+
+def load_calibration(path: Path | None) -> Any:
+    """The calibration of ``--calibration`` (None when not given)."""
+    if path is None:
+        return None
+    from shadowlab.estimate.calibration import read_calibration
+
+    return read_calibration(path)
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
 
 
@@ -148,22 +180,32 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed; the same arguments give identical data.")] = 0,
     simulator: Annotated[str, typer.Option(help="auto, statevector or stim.")] = "auto",
     chunk_snapshots: Annotated[int, typer.Option(help="Snapshots per on-disk chunk (multiple of 64).")] = 65536,
+    noise: NoiseOpt = None,
+    twirl: TwirlOpt = False,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Simulate random local-Pauli measurements of a state and store the snapshots."""
+    """Simulate random local-Pauli measurements of a state and store the snapshots.
+
+    With --noise the device is noisy (gate noise in stim circuits, a noisy rotation gate per qubit
+    and asymmetric readout); 'zero:N' is the calibration state |0...0> for 'shadowlab calibrate'.
+    """
+    from shadowlab.acquire.noise import parse_noise_spec
     from shadowlab.acquire.simulate import DEFAULT_BATCH_SNAPSHOTS, iter_batches, prepare_state, provenance
     from shadowlab.atomic import atomic_path, check_can_write
     from shadowlab.data.store import ShadowStore
 
     check_can_write(output, force=force)
+    model = parse_noise_spec(noise) if noise is not None else None
     prepared = prepare_state(state, simulator=simulator, seed=seed)
     meta = provenance(prepared, n_snapshots=snapshots, repeats=repeats, seed=seed,
-                      batch_snapshots=DEFAULT_BATCH_SNAPSHOTS)
+                      batch_snapshots=DEFAULT_BATCH_SNAPSHOTS, noise=model, readout_twirl=twirl)
     with atomic_path(output, force=force) as tmp:
-        store = ShadowStore.create(tmp, prepared.n_qubits, chunk_snapshots=chunk_snapshots, provenance=meta)
+        store = ShadowStore.create(tmp, prepared.n_qubits, chunk_snapshots=chunk_snapshots, provenance=meta,
+                                   readout_twirl=twirl)
         with _progress(snapshots, f"sampling {prepared.description}", quiet=quiet) as advance:
-            for batch in iter_batches(prepared, snapshots, repeats=repeats, seed=seed):
+            for batch in iter_batches(prepared, snapshots, repeats=repeats, seed=seed, noise=model,
+                                      readout_twirl=twirl):
                 store.append(batch, provenance=meta)
                 advance(batch.n_snapshots)
     if not quiet:
@@ -268,8 +310,8 @@ def acquire(
                                            "braket-local, which cannot be seeded).")] = 0,
     batch_snapshots: Annotated[int, typer.Option(help="Snapshots per appended batch (the unit of resuming).")
                                ] = 4096,
-    noise: Annotated[str | None, typer.Option(help="SDK noise (qiskit-aer, braket-local): e.g. "
-                                                   "'depolarizing=0.01,readout=0.02'.")] = None,
+    noise: NoiseOpt = None,
+    twirl: TwirlOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a plan on a back end, appending finished batches to a store; rerun to resume."""
@@ -284,33 +326,16 @@ def acquire(
         backend, target = prepared.simulator, prepared
     else:
         target = state
-    noise_spec = _parse_noise(noise) if noise is not None else None
-    engine = make_backend(backend, target, seed=seed, noise=noise_spec)
+    from shadowlab.acquire.noise import parse_noise_spec
+
+    engine = make_backend(backend, target, seed=seed, noise=parse_noise_spec(noise) if noise is not None else None,
+                          readout_twirl=twirl)
     with _settings_progress(scheme.n_settings, f"{engine.name}: settings", quiet=quiet) as report:
-        store = run_acquire(scheme, engine, output, seed=seed, batch_snapshots=batch_snapshots, progress=report)
+        store = run_acquire(scheme, engine, output, seed=seed, batch_snapshots=batch_snapshots, progress=report,
+                            readout_twirl=twirl)
     if not quiet:
         err.print(f"{output}: {store.n_snapshots:,} of {scheme.n_snapshots:,} snapshots ({scheme.n_settings:,} "
                   f"settings) on {engine.name}")
-
-
-def _parse_noise(spec: str) -> dict[str, float]:
-    """``'depolarizing=0.01,readout=0.02'`` -> ``{'depolarizing': 0.01, 'readout': 0.02}``."""
-    allowed = ("depolarizing", "readout")
-    result: dict[str, float] = {}
-    for part in spec.split(","):
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or key not in allowed:
-            raise ShadowlabError(f"--noise: expected 'name=probability' with name in {', '.join(allowed)}, "
-                                 f"got {part!r}")
-        try:
-            p = float(value)
-        except ValueError:
-            raise ShadowlabError(f"--noise: {value!r} is not a number") from None
-        if not 0.0 <= p <= 1.0:
-            raise ShadowlabError(f"--noise: {key} probability must lie in [0, 1], got {p}")
-        result[key] = p
-    return result
 
 
 @contextmanager
@@ -353,17 +378,26 @@ def energy(
                                                    "snapshot file instead of simulating the ground state.")
                     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every run as JSON.")] = False,
+    calibration: CalibrationOpt = None,
 ) -> None:
     """Energy from shadows: simulated runs on the exact ground state under each scheme, or, with
-    --data, the energy and its variance from measured snapshots."""
+    --data, the energy and its variance from measured snapshots (with --calibration: the robust
+    energy; the variance would need calibrated factors for the supports of H^2's terms)."""
     from shadowlab.energy import ENERGY_SCHEMES, exact_ground_state, read_hamiltonian, run_energy, summarize
 
     schemes = tuple(scheme) if scheme else ENERGY_SCHEMES
     h, name = read_hamiltonian(hamiltonian, encoding)
+    if calibration is not None and data is None:
+        raise ShadowlabError("--calibration applies to measured data: give --data")
     if data is not None:
         from shadowlab.estimate.hamiltonian import estimate_energy_variance
+        from shadowlab.estimate.pauli import estimate_sum
 
-        result = estimate_energy_variance(open_source(data), h, level=level)
+        if calibration is not None:
+            result = estimate_sum(open_source(data), h, level=level, label="energy",
+                                  calibration=load_calibration(calibration))
+        else:
+            result = estimate_energy_variance(open_source(data), h, level=level)
         if as_json:
             sys.stdout.write(result.to_json() + "\n")
         else:
@@ -693,6 +727,7 @@ def predict(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write results here instead of stdout.")
                       ] = None,
+    calibration: CalibrationOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -710,19 +745,21 @@ def predict(
     if (observables is None) == (not all_pairs):
         raise ShadowlabError("give an observable file, or --all-pairs (not both)")
     source = open_source(data)
+    cal = load_calibration(calibration)
     on_unmatched = "omit" if skip_unmatched else "raise"
     with _progress(source.n_snapshots, "estimating", quiet=quiet) as advance:
         if all_pairs:
             result = estimate_two_point(source, estimator=estimator, n_blocks=blocks, level=level, interval=interval,
-                                        on_unmatched=on_unmatched, progress=advance)
+                                        on_unmatched=on_unmatched, calibration=cal, progress=advance)
         else:
             obs = read_observables(observables, obs_format, n_qubits=source.n_qubits)
             obs.check_n_qubits(source.n_qubits, what=f"the data set {data}")
             result = estimate_paulis(source, obs, estimator=estimator, n_blocks=blocks, level=level,
-                                     interval=interval, on_unmatched=on_unmatched, progress=advance)
+                                     interval=interval, on_unmatched=on_unmatched, calibration=cal,
+                                     progress=advance)
             if sum_:
                 total = estimate_sum(source, obs, estimator=estimator, n_blocks=blocks, level=level,
-                                     interval=interval, label="SUM")
+                                     interval=interval, label="SUM", calibration=cal)
                 result = _append(result, total)
     if result.omitted:
         err.print(f"[yellow]skipped {len(result.omitted)} observable(s) that no snapshot matches[/]")
@@ -751,7 +788,8 @@ def _append(result: Any, extra: Any) -> Any:
 def _print_table(result: Any) -> None:
     pct = f"{100 * result.level:g}%"
     table = Table(title=f"{result.estimator} estimator, {result.interval} {pct} intervals, "
-                        f"{result.n_snapshots:,} snapshots" + (f", K={result.n_blocks}" if result.n_blocks > 1 else ""))
+                        f"{result.n_snapshots:,} snapshots" + (f", K={result.n_blocks}" if result.n_blocks > 1 else "")
+                        + (", calibrated (robust shadows)" if result.calibrated else ""))
     for col in ("observable", "estimate", "stderr", f"{pct} interval", "matched"):
         table.add_column(col, justify="left" if col == "observable" else "right")
     for r in result.rows():
@@ -781,4 +819,4 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 # Commands of later stages live in their own modules and register themselves on `app`.
-from shadowlab import cli_certify, cli_entropy, cli_fidelity, cli_learn, cli_twocopy  # noqa: E402, F401
+from shadowlab import cli_certify, cli_codes, cli_entropy, cli_fidelity, cli_learn, cli_noise, cli_twocopy  # noqa: E402, F401

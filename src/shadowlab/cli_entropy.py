@@ -13,8 +13,26 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from shadowlab.cli import ForceOpt, QuietOpt, _progress, _user_errors, app, err, open_source, out
+from shadowlab.cli import (
+    CalibrationOpt,
+    ForceOpt,
+    QuietOpt,
+    _progress,
+    _user_errors,
+    app,
+    err,
+    load_calibration,
+    open_source,
+    out,
+)
 from shadowlab.errors import ShadowlabError
+
+
+def _announce_calibration(cal: Any, path: Path | None) -> None:
+    """One stderr line saying the estimates are calibrated, and with what."""
+    if cal is not None:
+        err.print(f"calibrated (robust shadows) with {path}: locality {cal.locality}, {cal.n_snapshots:,} calibration "
+                  "snapshots; standard errors include the calibration's", highlight=False, soft_wrap=True)
 
 
 def _check_output(fmt: str, output: Path | None, force: bool, formats: tuple[str, ...]) -> None:
@@ -41,10 +59,15 @@ def entropy(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write results here instead of stdout.")
                       ] = None,
     plot: Annotated[Path | None, typer.Option(help="Also save a PNG of entropy against subsystem size.")] = None,
+    calibration: CalibrationOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Renyi-2 entropies of subsystems (unbiased purity U-statistic), with standard errors and intervals."""
+    """Renyi-2 entropies of subsystems (unbiased purity U-statistic), with standard errors and intervals.
+
+    With --calibration the purities are robust (each Pauli's term divided by its support's calibrated
+    attenuation squared); the calibration must cover every subset of each subsystem (locality >= its size).
+    """
     from shadowlab.estimate.entropy import (
         OUTPUT_FORMATS,
         check_subsystems,
@@ -60,13 +83,16 @@ def entropy(
     if (subsystems is None) == (max_size is None):
         raise ShadowlabError("give --subsystems '0,1;2,3' or --max-size K (one of them)")
     subs = parse_subsystems(subsystems) if subsystems is not None else None
+    cal = load_calibration(calibration)
     source = open_source(data)
     if subs is None:
         assert max_size is not None
         subs = contiguous_subsystems(source.n_qubits, max_size)
     passes = counting_passes(check_subsystems(subs, source.n_qubits, max_size=limit))
     with _progress(passes * source.n_snapshots, "counting patterns", quiet=quiet) as advance:
-        result = estimate_renyi2(source, subs, base=base, level=level, max_size=limit, progress=advance)
+        result = estimate_renyi2(source, subs, base=base, level=level, max_size=limit, progress=advance,
+                                 calibration=cal)
+    _announce_calibration(cal, calibration)
     undefined = int((~result.defined).sum())
     if undefined:
         err.print(f"[yellow]{undefined} subsystem(s) have a purity estimate <= 0: entropy undefined "
@@ -85,7 +111,8 @@ def entropy(
 def _entropy_table(result: Any) -> None:
     pct = f"{100 * result.level:g}%"
     title = (f"Renyi-2 entropy ({result.unit}), {result.n_snapshots:,} snapshots, {pct} intervals"
-             + (", same-setting pairs excluded" if result.same_setting_excluded else ""))
+             + (", same-setting pairs excluded" if result.same_setting_excluded else "")
+             + (", calibrated (robust shadows)" if result.calibrated else ""))
     table = Table(title=title)
     for col in ("subsystem", "purity", "s.e.", f"S2 ({result.unit})", "s.e.", f"{pct} interval"):
         table.add_column(col, justify="left" if col == "subsystem" else "right")
@@ -141,13 +168,15 @@ def rdm(
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write JSON here instead of stdout.")
                       ] = None,
+    calibration: CalibrationOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Reduced density matrix of a few qubits: matrix, eigenvalues, purity, von Neumann and Renyi-2 entropies.
 
     The entropies are plug-in values of the projected state (biased; see shadowlab.estimate.rdm).
-    For an unbiased Renyi-2 entropy use 'shadowlab entropy'.
+    For an unbiased Renyi-2 entropy use 'shadowlab entropy'. With --calibration the state is the robust
+    estimate (each Pauli coefficient divided by its support's calibrated attenuation; locality >= the qubits).
     """
     from shadowlab.estimate.entropy import parse_subsystems
     from shadowlab.estimate.rdm import estimate_rdm
@@ -160,9 +189,11 @@ def rdm(
     if key not in ("2", "e"):
         raise ShadowlabError(f"--base must be 2 or e, got {base!r}")
     b = 2.0 if key == "2" else math.e
+    cal = load_calibration(calibration)
     source = open_source(data)
     with _progress(source.n_snapshots, "counting patterns", quiet=quiet) as advance:
-        state = estimate_rdm(source, subs[0], max_qubits=limit, progress=advance)
+        state = estimate_rdm(source, subs[0], max_qubits=limit, progress=advance, calibration=cal)
+    _announce_calibration(cal, calibration)
     if fmt == "json":
         if output is None:
             sys.stdout.write(state.to_json(project, b) + "\n")
@@ -174,6 +205,8 @@ def rdm(
     unit = info["entropy_unit"]
     m = state.state(project)
     kind = "projected (nearest physical state)" if project else "raw unbiased estimate"
+    if state.calibrated:
+        kind += ", calibrated (robust shadows)"
     table = Table(title=f"reduced state of qubits {list(state.qubits)}, {kind}, {state.n_snapshots:,} snapshots")
     dim = m.shape[0]
     table.add_column("")

@@ -1,4 +1,4 @@
-"""Commands for global-Clifford shadows: ``simulate-clifford`` and ``fidelity``.
+"""Commands for global-Clifford shadows: ``simulate-clifford``, ``calibrate-clifford`` and ``fidelity``.
 
 Registered on :data:`shadowlab.cli.app` when this module is imported.
 """
@@ -13,26 +13,35 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shadowlab.cli import ForceOpt, QuietOpt, _progress, _user_errors, app, err, out
+from shadowlab.cli import ForceOpt, NoiseOpt, QuietOpt, _progress, _user_errors, app, err, out
 from shadowlab.errors import ShadowlabError
 
 FIDELITY_FORMATS = ("table", "json")
+CliffordCalibrationOpt = Annotated[Path | None, typer.Option(
+    "--calibration", help="Robust shadows: a calibration file from 'shadowlab calibrate-clifford' (snapshots of "
+                          "|0...0> on the same device and qubits); corrects measurement and readout noise, and the "
+                          "error bar includes the calibration's.")]
 
 
 @app.command("simulate-clifford")
 @_user_errors
 def simulate_clifford(
-    state: Annotated[str, typer.Argument(help="Stabilizer state: ghz:N, cluster:N, cluster2d:RxC, toric:L, or a "
-                                              ".stim circuit (unitary Clifford gates).")],
+    state: Annotated[str, typer.Argument(help="Stabilizer state: ghz:N, cluster:N, cluster2d:RxC, toric:L, a "
+                                              ".stim circuit (unitary Clifford gates), or zero:N (|0...0>, the "
+                                              "calibration state for 'shadowlab calibrate-clifford').")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Store to create (a .zarr directory).")],
     snapshots: Annotated[int, typer.Option("--snapshots", "-n", help="Number of snapshots.")] = 1000,
     dephasing: Annotated[float, typer.Option(help="Probability of a Z error on each qubit after preparation, "
                                                   "drawn per snapshot.")] = 0.0,
+    noise: NoiseOpt = None,
     seed: Annotated[int, typer.Option(help="Seed; the same arguments give identical data.")] = 0,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Measure a stabilizer state in uniformly random n-qubit Clifford bases and store the snapshots."""
+    """Measure a stabilizer state in uniformly random n-qubit Clifford bases and store the snapshots.
+
+    With --noise, gate depolarizing acts after each gate of the state preparation and as a flip
+    2p/3 of each measured bit (the measurement layer), then the readout flips p01/p10 act."""
     from shadowlab.acquire.clifford_shadows import (
         DEFAULT_BATCH_SNAPSHOTS,
         iter_clifford_snapshots,
@@ -45,7 +54,10 @@ def simulate_clifford(
     check_can_write(output, force=force)
     if snapshots < 1:
         raise ShadowlabError(f"--snapshots must be >= 1, got {snapshots}")
-    prepared = make_state(state, dephasing=dephasing)
+    from shadowlab.acquire.noise import parse_noise_spec
+
+    model = None if noise is None else parse_noise_spec(noise)
+    prepared = make_state(state, dephasing=dephasing, noise=model)
     meta = provenance(prepared, n_snapshots=snapshots, seed=seed, batch_snapshots=DEFAULT_BATCH_SNAPSHOTS)
     with atomic_path(output, force=force) as tmp:
         store = CliffordStore.create(tmp, prepared.n_qubits, provenance=meta)
@@ -55,6 +67,31 @@ def simulate_clifford(
                 advance(len(tableaux))
     if not quiet:
         err.print(f"wrote {snapshots:,} global-Clifford snapshots of {prepared.n_qubits} qubits to {output}")
+
+
+@app.command("calibrate-clifford")
+@_user_errors
+def calibrate_clifford_command(
+    store: Annotated[Path, typer.Argument(help="Global-Clifford snapshots of |0...0> from the same device (e.g. "
+                                              "'shadowlab simulate-clifford zero:N --noise ...').")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Calibration file to write (JSON).")],
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Robust shadows: learn the noisy global-Clifford shadow factor f from snapshots of |0...0>."""
+    from shadowlab.atomic import check_can_write
+    from shadowlab.data.clifford_store import CliffordStore
+    from shadowlab.estimate.fidelity import calibrate_clifford
+
+    check_can_write(output, force=force)
+    source = CliffordStore.open(store)
+    with _progress(source.n_snapshots, "calibrating", quiet=quiet) as advance:
+        cal = calibrate_clifford(source, progress=advance)
+    cal.write(output, force=force)
+    if not quiet:
+        err.print(f"wrote {output}: f = {cal.f_hat:.6g} +- {cal.stderr:.2g} from {cal.n_snapshots:,} snapshots of "
+                  f"{cal.n_qubits} qubits; f / f_ideal = {cal.relative:.4f} +- {cal.stderr / cal.f_ideal:.4f} "
+                  f"(1 = noiseless, f_ideal = 1/(2^{cal.n_qubits}+1))")
 
 
 @app.command()
@@ -69,12 +106,13 @@ def fidelity(
     fmt: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
     plot: Annotated[Path | None, typer.Option(help="Also write a PNG of the running estimate against the number "
                                                    "of snapshots.")] = None,
+    calibration: CliffordCalibrationOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Estimate the fidelity <psi|rho|psi> of the measured state with a pure target."""
     from shadowlab.data.clifford_store import CliffordStore
-    from shadowlab.estimate.fidelity import fidelity_values, make_target, summarize
+    from shadowlab.estimate.fidelity import fidelity_values, make_target, read_clifford_calibration, summarize
 
     if fmt not in FIDELITY_FORMATS:
         raise ShadowlabError(f"--format must be one of {', '.join(FIDELITY_FORMATS)}, got {fmt!r}")
@@ -89,20 +127,32 @@ def fidelity(
     if tgt.n_qubits != source.n_qubits:
         raise ShadowlabError(f"--target {target}: the target has {tgt.n_qubits} qubits but the store {store} "
                              f"holds {source.n_qubits}-qubit snapshots")
+    cal = None
+    if calibration is not None:
+        cal = read_clifford_calibration(calibration)
+        if cal.n_qubits != source.n_qubits:
+            raise ShadowlabError(f"--calibration {calibration}: the calibration is for {cal.n_qubits} qubits but the "
+                                 f"store {store} holds {source.n_qubits}-qubit snapshots; calibrate with "
+                                 f"'shadowlab simulate-clifford zero:{source.n_qubits}' data of the same device")
     with _progress(source.n_snapshots, "estimating", quiet=quiet) as advance:
-        values = fidelity_values(source, tgt, progress=advance)
-    result = summarize(values, level=level, estimator=estimator, n_blocks=blocks)
+        values = fidelity_values(source, tgt, calibration=cal, progress=advance)
+    result = summarize(values, level=level, estimator=estimator, n_blocks=blocks, calibration=cal)
     row = result.rows()[0]
     if plot is not None:
-        _plot_running(values, plot, level=level, title=f"{store.name} vs {target}", force=force)
+        title = f"{store.name} vs {target}" + (" (calibrated)" if cal is not None else "")
+        _plot_running(values, plot, level=level, title=title, force=force)
     if fmt == "json":
         payload = {"store": str(store), "target": target, "n_qubits": source.n_qubits, "method": result.describe(),
                    **{k: row[k] for k in ("estimate", "stderr", "ci_low", "ci_high", "n_snapshots")}}
+        if cal is not None:
+            payload["calibration"] = {"path": str(calibration), "f_hat": cal.f_hat, "stderr": cal.stderr,
+                                      "n_snapshots": cal.n_snapshots, "f_ideal": cal.f_ideal}
         sys.stdout.write(json.dumps(payload, indent=1) + "\n")
         return
     pct = f"{100 * level:g}%"
     table = Table(title=f"fidelity with {target}: {source.n_qubits} qubits, {result.n_snapshots:,} snapshots, "
-                        f"{result.estimator} estimator" + (f", K={result.n_blocks}" if result.n_blocks > 1 else ""))
+                        f"{result.estimator} estimator" + (f", K={result.n_blocks}" if result.n_blocks > 1 else "")
+                        + (", calibrated (robust shadows)" if cal is not None else ""))
     for col in ("estimate", "stderr", f"{pct} interval"):
         table.add_column(col, justify="right")
     table.add_row(f"{row['estimate']:+.5f}", f"{row['stderr']:.5f}", f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]")
