@@ -58,7 +58,7 @@ from shadowlab.data.dataset import ENSEMBLE_LOCAL_PAULI
 from shadowlab.errors import EstimationError, ShadowlabError, ShadowlabWarning
 from shadowlab.paulis import PauliString
 
-__all__ = ["Calibration", "CalibrationWarning", "calibrate", "read_calibration"]
+__all__ = ["Calibration", "CalibrationWarning", "calibrate", "read_calibration", "read_calibration_document"]
 
 #: A calibration factor must be at least this many standard errors above zero.
 RESOLVED_STDERRS = 5.0
@@ -249,8 +249,12 @@ def _describe(ensemble: dict[str, Any]) -> str:
     return text + (" (biased basis probabilities)" if ensemble.get("probabilities") is not None else "")
 
 
-def read_calibration(path: str | os.PathLike[str]) -> Calibration:
-    """Read a calibration written by :meth:`Calibration.write` (errors name the file and field)."""
+def read_calibration_document(path: str | os.PathLike[str], *, maker: str) -> tuple[Path, dict[str, Any]]:
+    """The JSON document of a calibration file: ``(path, doc)``, after checking it is one.
+
+    ``maker`` names the command that makes the kind of calibration the caller expects (for the
+    error messages). Ensemble and version checks are the caller's.
+    """
     p = Path(path)
     if not p.is_file():
         raise ShadowlabError(f"{p}: no such calibration file")
@@ -260,7 +264,13 @@ def read_calibration(path: str | os.PathLike[str]) -> Calibration:
         raise ShadowlabError(f"{p}: not a JSON calibration file: {exc}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ShadowlabError(f"{p}: not a shadowlab calibration (expected \"format\": \"{FORMAT}\"); make one with "
-                             "'shadowlab calibrate'")
+                             f"'{maker}'")
+    return p, doc
+
+
+def read_calibration(path: str | os.PathLike[str]) -> Calibration:
+    """Read a calibration written by :meth:`Calibration.write` (errors name the file and field)."""
+    p, doc = read_calibration_document(path, maker="shadowlab calibrate")
     if doc.get("ensemble") == "global_clifford":
         raise ShadowlabError(f"{p}: a global-Clifford calibration (from 'shadowlab calibrate-clifford'); it applies to "
                              "'shadowlab fidelity --calibration' only. Local-Pauli estimates need a calibration "

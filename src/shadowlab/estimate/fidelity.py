@@ -66,7 +66,7 @@ import json
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -79,12 +79,12 @@ from shadowlab.acquire.clifford_shadows import MAX_STATEVECTOR_QUBITS, apply_tab
 from shadowlab.atomic import atomic_path
 from shadowlab.data.clifford_store import ENSEMBLE_GLOBAL_CLIFFORD, CliffordSnapshots, CliffordStore
 from shadowlab.errors import EstimationError, QubitCountMismatchError, ShadowlabError, StateError
-from shadowlab.estimate.calibration import RESOLVED_STDERRS, CalibrationWarning
+from shadowlab.estimate.calibration import FORMAT as CALIBRATION_FORMAT
+from shadowlab.estimate.calibration import RESOLVED_STDERRS, CalibrationWarning, read_calibration_document
 from shadowlab.estimate.results import Estimates
 
 FIDELITY_ESTIMATORS = ("mean", "mom")
 #: ``"format"`` of a calibration file (shared with local-Pauli calibrations; ``"ensemble"`` tells them apart).
-CALIBRATION_FORMAT = "shadowlab-calibration"
 #: Version of the global-Clifford calibration document.
 CLIFFORD_CALIBRATION_VERSION = 1
 
@@ -243,46 +243,45 @@ def _value_from_exponent(n: int, k: int | None) -> float:
                               f"2^{n - k} overflows a float; the data are not random Cliffords?") from None
 
 
-def snapshot_values(target: Target, snapshots: Iterable[tuple[stim.Tableau, np.ndarray]], n_qubits: int
-                    ) -> np.ndarray:
-    """Single-snapshot fidelity estimates ``(2^n + 1) |<b|U|psi>|^2 - 1`` as a float64 array."""
+def _overlaps(target: Target, snapshots: Iterable[tuple[stim.Tableau, np.ndarray]], n_qubits: int
+              ) -> Iterator[int | float | None]:
+    """Per snapshot: the exponent ``k`` of ``|<b|U|psi>|^2 = 2^-k`` (``None`` for 0) for stabilizer
+    targets, else the overlap ``|<b|U|psi>|^2`` itself."""
     if target.n_qubits != n_qubits:
         raise QubitCountMismatchError(f"target: the target has {target.n_qubits} qubits but the snapshots have "
                                       f"{n_qubits}; give a target on {n_qubits} qubits")
-    out: list[float] = []
     if isinstance(target, StabilizerTarget):
         base = target.simulator()
         targets = list(range(n_qubits))
         for u, b in snapshots:
             sim = base.copy()
             sim.do_tableau(u, targets)
-            out.append(_value_from_exponent(n_qubits, stabilizer_overlap_exponent(sim, b)))
+            yield stabilizer_overlap_exponent(sim, b)
+    else:
+        for u, b in snapshots:
+            yield statevector_overlap(target.statevector, u, b)
+
+
+def snapshot_values(target: Target, snapshots: Iterable[tuple[stim.Tableau, np.ndarray]], n_qubits: int
+                    ) -> np.ndarray:
+    """Single-snapshot fidelity estimates ``(2^n + 1) |<b|U|psi>|^2 - 1`` as a float64 array."""
+    if isinstance(target, StabilizerTarget):
+        # From the exact exponent: (2^n + 1) 2^-k would overflow before the subtraction at large n.
+        values = [_value_from_exponent(n_qubits, k) for k in _overlaps(target, snapshots, n_qubits)]
     else:
         scale = 2.0**n_qubits + 1.0
-        for u, b in snapshots:
-            out.append(scale * statevector_overlap(target.statevector, u, b) - 1.0)
-    return np.asarray(out, dtype=np.float64)
+        values = [scale * x - 1.0 for x in _overlaps(target, snapshots, n_qubits)]
+    return np.asarray(values, dtype=np.float64)
 
 
 def snapshot_overlaps(target: Target, snapshots: Iterable[tuple[stim.Tableau, np.ndarray]], n_qubits: int
                       ) -> np.ndarray:
     """``x = |<b|U|psi>|^2`` for each snapshot ``(U, b)``, as a float64 array (exact for stabilizer targets)."""
-    if target.n_qubits != n_qubits:
-        raise QubitCountMismatchError(f"target: the target has {target.n_qubits} qubits but the snapshots have "
-                                      f"{n_qubits}; give a target on {n_qubits} qubits")
-    out: list[float] = []
     if isinstance(target, StabilizerTarget):
-        base = target.simulator()
-        targets = list(range(n_qubits))
-        for u, b in snapshots:
-            sim = base.copy()
-            sim.do_tableau(u, targets)
-            k = stabilizer_overlap_exponent(sim, b)
-            out.append(0.0 if k is None else math.ldexp(1.0, -k))
+        values = [0.0 if k is None else math.ldexp(1.0, -k) for k in _overlaps(target, snapshots, n_qubits)]
     else:
-        for u, b in snapshots:
-            out.append(statevector_overlap(target.statevector, u, b))
-    return np.asarray(out, dtype=np.float64)
+        values = list(_overlaps(target, snapshots, n_qubits))
+    return np.asarray(values, dtype=np.float64)
 
 
 def _open_source(source: Source) -> CliffordStore | CliffordSnapshots:
@@ -581,16 +580,7 @@ def read_clifford_calibration(path: str | os.PathLike[str]) -> CliffordCalibrati
         If the file is missing, not JSON, not a shadowlab calibration, a local-Pauli calibration
         (from ``shadowlab calibrate``), of another version, or malformed.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ShadowlabError(f"{p}: no such calibration file")
-    try:
-        doc = json.loads(p.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ShadowlabError(f"{p}: not a JSON calibration file: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != CALIBRATION_FORMAT:
-        raise ShadowlabError(f"{p}: not a shadowlab calibration (expected \"format\": \"{CALIBRATION_FORMAT}\"); make "
-                             "one with 'shadowlab calibrate-clifford'")
+    p, doc = read_calibration_document(path, maker="shadowlab calibrate-clifford")
     if doc.get("ensemble") != ENSEMBLE_GLOBAL_CLIFFORD:
         ens = doc.get("ensemble")
         family = ens.get("family") if isinstance(ens, dict) else ens
