@@ -1,9 +1,10 @@
 """Surface-code states under circuit noise: layout, encoders, exact noisy values, shadows, error rates, CLI.
 
-Exact values are checked against an independent dense density-matrix simulation (gates as
-unitaries from ``stim.Tableau.to_unitary_matrix``, Pauli channels as explicit mixtures) and
-against Monte-Carlo sampling of the noisy circuit; statistical tolerances are 5 standard errors
-of the estimator in question, with fixed seeds.
+Exact values (from stim's detector error model) are checked against a dense density-matrix
+simulation that does not use the DEM (:func:`shadowlab.acquire.density_matrix.density_matrix_from_stim`:
+gates as unitaries from ``stim.Tableau.to_unitary_matrix``, Pauli channels as explicit mixtures;
+itself checked in ``tests/test_density_matrix.py``) and against Monte-Carlo sampling of the noisy
+circuit; statistical tolerances are 5 standard errors of the estimator in question, with fixed seeds.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import stim
 import shadowlab.cli_codes  # noqa: F401  (registers the surface-code command until cli.py imports it)
 from shadowlab.acquire.clifford_states import stabilizer_expectations
 from shadowlab.acquire.codes import rotated_surface_code
+from shadowlab.acquire.density_matrix import density_matrix_from_stim, pauli_expectations_dm
 from shadowlab.acquire.noise import add_circuit_noise
-from shadowlab.acquire.stim_exact import exact_noisy_pauli_expectations, to_stim_pauli
+from shadowlab.acquire.stim_exact import exact_noisy_pauli_expectations
 from shadowlab.acquire.stim_sampler import check_state_circuit
 from shadowlab.errors import ShadowlabError
 from shadowlab.estimate.results import Estimates
@@ -60,12 +62,12 @@ def test_layout_counts_weights_and_commutation(d: int) -> None:
     assert weights.count(4) == (d - 1) ** 2 and weights.count(2) == 2 * (d - 1)
     for s, kind in zip(code.stabilizers, code.kinds, strict=True):
         assert set(s.codes) == {0 if kind == "X" else 2}
-    sp = [to_stim_pauli(s, n) for s in code.stabilizers]
+    sp = [s.to_stim(n) for s in code.stabilizers]
     assert all(a.commutes(b) for a, b in itertools.combinations(sp, 2))
     # Independent generators: full GF(2) rank of the (x | z) matrix.
     sym = np.array([np.concatenate(p.to_numpy()) for p in sp], dtype=np.uint8)
     assert _gf2_rank(sym) == n - 1
-    lx, lz = to_stim_pauli(code.logical_x, n), to_stim_pauli(code.logical_z, n)
+    lx, lz = code.logical_x.to_stim(n), code.logical_z.to_stim(n)
     assert code.logical_x.weight == code.logical_z.weight == d
     assert not lx.commutes(lz)
     assert all(lx.commutes(s) and lz.commutes(s) for s in sp)
@@ -97,90 +99,8 @@ def test_bad_logical_is_refused() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Exact noisy values: an independent dense density-matrix reference
+# Exact noisy values against a dense density-matrix reference
 # --------------------------------------------------------------------------------------------
-
-_SNAP = np.array([0.0, 0.5, 1 / np.sqrt(2), 1.0])
-_PAULI = {
-    "I": np.eye(2, dtype=np.complex128),
-    "X": np.array([[0, 1], [1, 0]], dtype=np.complex128),
-    "Y": np.array([[0, -1j], [1j, 0]], dtype=np.complex128),
-    "Z": np.array([[1, 0], [0, -1]], dtype=np.complex128),
-}
-
-
-def _snap(x: np.ndarray) -> np.ndarray:
-    """Round each real/imaginary part of a Clifford unitary (stim gives complex64) to 0, 1/2, 1/sqrt 2, 1."""
-    def part(v: np.ndarray) -> np.ndarray:
-        idx = np.argmin(np.abs(np.abs(v)[..., None] - _SNAP), axis=-1)
-        return np.sign(v) * _SNAP[idx]
-
-    x = x.astype(np.complex128)
-    return part(x.real) + 1j * part(x.imag)
-
-
-def _apply(rho: np.ndarray, op: np.ndarray, qubits: list[int], n: int) -> np.ndarray:
-    """``op rho op^dagger`` for a ``2^k x 2^k`` ``op`` on ``qubits`` (big-endian), rho as a (2,)*2n tensor."""
-    k = len(qubits)
-    t = op.reshape((2,) * 2 * k)
-    # Rows: contract op's input axes with rho's row axes of `qubits`.
-    rho = np.tensordot(t, rho, axes=(list(range(k, 2 * k)), qubits))
-    rho = np.moveaxis(rho, list(range(k)), qubits)
-    cols = [n + q for q in qubits]
-    rho = np.tensordot(rho, t.conj(), axes=(cols, list(range(k, 2 * k))))
-    return np.moveaxis(rho, list(range(2 * n - k, 2 * n)), cols)
-
-
-def _mix(rho: np.ndarray, branches: list[tuple[float, list[tuple[str, int]]]], n: int) -> np.ndarray:
-    out = np.zeros_like(rho)
-    for prob, paulis in branches:
-        term = rho
-        for letter, q in paulis:
-            term = _apply(term, _PAULI[letter], [q], n)
-        out += prob * term
-    return out
-
-
-def _dense_rho(circuit: stim.Circuit, n: int) -> np.ndarray:
-    rho = np.zeros((2,) * 2 * n, dtype=np.complex128)
-    rho[(0,) * 2 * n] = 1.0
-    for op in circuit.flattened():
-        name = op.name
-        if name in ("TICK", "QUBIT_COORDS"):
-            continue
-        qs = [t.value for t in op.targets_copy()]
-        args = op.gate_args_copy()
-        data = stim.gate_data(name)
-        if data.is_unitary:
-            u = _snap(stim.Tableau.from_named_gate(name).to_unitary_matrix(endian="big"))
-            k = 2 if data.is_two_qubit_gate else 1
-            for i in range(0, len(qs), k):
-                rho = _apply(rho, u, qs[i:i + k], n)
-        elif name in ("X_ERROR", "Y_ERROR", "Z_ERROR"):
-            for q in qs:
-                rho = _mix(rho, [(1 - args[0], []), (args[0], [(name[0], q)])], n)
-        elif name == "DEPOLARIZE1":
-            for q in qs:
-                rho = _mix(rho, [(1 - args[0], [])] + [(args[0] / 3, [(a, q)]) for a in "XYZ"], n)
-        elif name == "PAULI_CHANNEL_1":
-            for q in qs:
-                rho = _mix(rho, [(1 - sum(args), [])] + [(pr, [(a, q)]) for pr, a in zip(args, "XYZ", strict=True)], n)
-        elif name == "DEPOLARIZE2":
-            for a, b in zip(qs[::2], qs[1::2], strict=True):
-                pairs = [(x, y) for x in "IXYZ" for y in "IXYZ" if (x, y) != ("I", "I")]
-                rho = _mix(rho, [(1 - args[0], [])] + [(args[0] / 15, [(x, a), (y, b)]) for x, y in pairs], n)
-        else:  # pragma: no cover
-            raise AssertionError(f"the dense reference does not know {name}")
-    return rho
-
-
-def _dense_expectation(rho: np.ndarray, pauli: PauliString, n: int) -> float:
-    t = rho
-    for q, c in zip(pauli.qubits, pauli.codes, strict=True):
-        # Tr(P rho): apply P to the row axis only.
-        t = np.moveaxis(np.tensordot(_PAULI["XYZ"[c]], t, axes=([1], [q])), 0, q)
-    m = t.reshape(2**n, 2**n)
-    return float(np.trace(m).real)
 
 
 def _all_paulis(n: int) -> list[PauliString]:
@@ -188,7 +108,7 @@ def _all_paulis(n: int) -> list[PauliString]:
 
 
 def test_exact_values_match_a_dense_density_matrix_on_small_circuits() -> None:
-    # Source of the expected values: the dense simulation above (independent of stim's DEM).
+    # Source of the expected values: the dense density-matrix simulation (independent of stim's DEM).
     circuit = stim.Circuit("""
         H 0
         DEPOLARIZE1(0.07) 0
@@ -207,8 +127,7 @@ def test_exact_values_match_a_dense_density_matrix_on_small_circuits() -> None:
     """)
     n = 3
     paulis = _all_paulis(n)
-    rho = _dense_rho(circuit, n)
-    dense = np.array([_dense_expectation(rho, p, n) for p in paulis])
+    dense = pauli_expectations_dm(density_matrix_from_stim(circuit, n_qubits=n), paulis)
     exact = exact_noisy_pauli_expectations(circuit, paulis)
     assert np.max(np.abs(exact - dense)) < 1e-12
     assert np.count_nonzero(exact) == 7  # the 2^3 - 1 non-identity stabilizers, up to sign
@@ -221,8 +140,7 @@ def test_exact_values_match_dense_on_the_noisy_distance_3_code() -> None:
     rng = np.random.default_rng(7)
     extra = [PauliString.from_label("".join(rng.choice(list("IXYZ"), 9))) for _ in range(20)]
     paulis = [*code.observables().terms, *extra]
-    rho = _dense_rho(noisy, 9)
-    dense = np.array([_dense_expectation(rho, p, 9) for p in paulis])
+    dense = pauli_expectations_dm(density_matrix_from_stim(noisy, n_qubits=9), paulis)
     exact = exact_noisy_pauli_expectations(noisy, paulis, n_qubits=9)
     assert np.max(np.abs(exact - dense)) < 1e-12
     assert np.all(exact[:8] < 1) and np.all(exact[:8] > 0.8)
@@ -235,7 +153,7 @@ def test_exact_values_match_monte_carlo_sampling() -> None:
     exact = exact_noisy_pauli_expectations(noisy, paulis)
     probe = noisy.copy()
     for p in paulis:
-        probe.append("MPP", stim.target_combined_paulis(to_stim_pauli(p, 9)))
+        probe.append("MPP", stim.target_combined_paulis(p.to_stim(9)))
     shots = 20000
     bits = probe.compile_sampler(seed=11).sample(shots)
     mc = 1.0 - 2.0 * bits.mean(axis=0)
@@ -332,7 +250,7 @@ def test_seeded_shadow_estimates_of_every_d3_stabilizer_within_5_stderr() -> Non
 
 
 def test_cli_writes_json_and_plot(run, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    r = run("surface-code", "--distance", 3, "--noise", 0.01, "--readout-p01", 0.02, "--readout-p10", 0.05,
+    r = run("surface-code", "--distance", 3, "--noise", "depolarizing=0.01,p01=0.02,p10=0.05",
             "--snapshots", 20000, "--seed", 2, "--output", "sc.json", "--plot", "sc.png", "-q")
     assert r.exit_code == 0, r.stderr
     doc = json.loads((tmp_path / "sc.json").read_text())
@@ -347,9 +265,11 @@ def test_cli_writes_json_and_plot(run, tmp_path) -> None:  # type: ignore[no-unt
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--distance", 4], "odd distance"),
     (["--distance", 1], "odd distance"),
-    (["--noise", 2], "--noise"),
-    (["--noise", -0.1], "--noise"),
-    (["--readout-p10", 1.5], "--readout-p10"),
+    (["--noise", "depolarizing=2"], "--noise"),
+    (["--noise", "depolarizing=-0.1"], "--noise"),
+    (["--noise", "p10=1.5"], "--noise"),
+    (["--noise", "0.01"], "--noise"),
+    (["--noise", "depolarizing=0.01,two_qubit_depolarizing=0.02"], "--noise"),
     (["--logical", "1"], "--logical"),
     (["--snapshots", 1], "--snapshots"),
 ])

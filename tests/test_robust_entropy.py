@@ -3,20 +3,21 @@
 The exact values are those of the *noisy state*: a robust estimate removes the measurement
 noise (the basis-rotation layer's depolarizing gate and the readout flips, calibrated on
 ``|0...0>``), not the state-preparation gate noise, which is part of the state. The exact noisy
-state is computed here by a small dense simulation of the stim circuit with its
-``DEPOLARIZE1``/``DEPOLARIZE2`` channels (``NoiseModel.state_circuit``).
+state is the dense density matrix of the stim circuit with its ``DEPOLARIZE1``/``DEPOLARIZE2``
+channels (``NoiseModel.state_circuit``), from
+:func:`shadowlab.acquire.density_matrix.density_matrix_from_stim` (checked in
+``tests/test_density_matrix.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import json
 
 import numpy as np
 import pytest
-import stim
 
+from shadowlab.acquire.density_matrix import density_matrix_from_stim
 from shadowlab.acquire.noise import NoiseModel
 from shadowlab.acquire.simulate import calibration_state, prepare_state, simulate
 from shadowlab.data.dataset import ShadowData
@@ -34,75 +35,11 @@ from shadowlab.estimate.rdm import _SIGMA, estimate_rdm, rdm_from_counts
 NOISE = NoiseModel(depolarizing=0.01, readout_p01=0.05, readout_p10=0.15)
 N_DATA = 20_000
 N_CAL = 100_000
-_PAULIS = [np.eye(2), np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]]), np.diag([1.0, -1.0])]
 
 
 # --------------------------------------------------------------------------------------------
 # Exact noisy states (dense, qubit 0 = most significant bit)
 # --------------------------------------------------------------------------------------------
-
-
-def _embed(op: np.ndarray, qubits: list[int], n: int) -> np.ndarray:
-    """``op`` on ``qubits`` (its first qubit the most significant bit) as a ``2^n x 2^n`` matrix."""
-    k = len(qubits)
-    full = np.zeros((2**n, 2**n), dtype=complex)
-    for i in range(2**n):
-        for j in range(2**n):
-            bits_i = [(i >> (n - 1 - q)) & 1 for q in range(n)]
-            bits_j = [(j >> (n - 1 - q)) & 1 for q in range(n)]
-            if any(bits_i[q] != bits_j[q] for q in range(n) if q not in qubits):
-                continue
-            a = sum(bits_i[q] << (k - 1 - x) for x, q in enumerate(qubits))
-            b = sum(bits_j[q] << (k - 1 - x) for x, q in enumerate(qubits))
-            full[i, j] = op[a, b]
-    return full
-
-
-def _pauli_channel(rho: np.ndarray, qubits: list[int], n: int, p: float) -> np.ndarray:
-    """Depolarizing on ``qubits`` as stim does it: each non-identity Pauli with ``p / (4^k - 1)``."""
-    k = len(qubits)
-    out = (1.0 - p) * rho
-    for letters in itertools.product(range(4), repeat=k):
-        if not any(letters):
-            continue
-        op = np.eye(1)
-        for a in letters:
-            op = np.kron(op, _PAULIS[a])
-        u = _embed(op, qubits, n)
-        out = out + p / (4**k - 1) * (u @ rho @ u.conj().T)
-    return out
-
-
-def _snap(u: np.ndarray) -> np.ndarray:
-    """stim's complex64 Clifford unitary in double precision (entries are 0, +-1/2, +-1/sqrt(2), +-1)."""
-    levels = np.array([0.0, 0.5, 1.0 / np.sqrt(2.0), 1.0])
-
-    def part(x: np.ndarray) -> np.ndarray:
-        near = levels[np.argmin(np.abs(np.abs(x)[..., None] - levels), axis=-1)]
-        return np.sign(x) * near
-
-    u = np.asarray(u, dtype=np.complex128)
-    return part(u.real) + 1j * part(u.imag)
-
-
-def noisy_density_matrix(circuit: stim.Circuit, n: int) -> np.ndarray:
-    """Exact density matrix of a stim circuit of unitary gates and DEPOLARIZE1/2 channels, from ``|0...0>``."""
-    rho = np.zeros((2**n, 2**n), dtype=complex)
-    rho[0, 0] = 1.0
-    for inst in circuit.flattened():
-        targets = [t.value for t in inst.targets_copy()]
-        if inst.name in ("DEPOLARIZE1", "DEPOLARIZE2"):
-            arity = 1 if inst.name == "DEPOLARIZE1" else 2
-            (p,) = inst.gate_args_copy()
-            for x in range(0, len(targets), arity):
-                rho = _pauli_channel(rho, targets[x: x + arity], n, p)
-            continue
-        u = _snap(stim.Tableau.from_named_gate(inst.name).to_unitary_matrix(endian="big"))
-        arity = int(np.log2(u.shape[0]))
-        for x in range(0, len(targets), arity):
-            full = _embed(u, targets[x: x + arity], n)
-            rho = full @ rho @ full.conj().T
-    return rho
 
 
 def reduced(rho: np.ndarray, sub: tuple[int, ...], n: int) -> np.ndarray:
@@ -116,7 +53,7 @@ def reduced(rho: np.ndarray, sub: tuple[int, ...], n: int) -> np.ndarray:
 def exact_noisy_state(spec: str) -> np.ndarray:
     state = prepare_state(spec)
     if state.circuit is not None:
-        return noisy_density_matrix(NOISE.state_circuit(state.circuit), state.n_qubits)
+        return density_matrix_from_stim(NOISE.state_circuit(state.circuit), n_qubits=state.n_qubits)
     psi = state.statevector  # a state vector has no gates, hence no state-preparation noise
     return np.outer(psi, psi.conj())
 
@@ -325,6 +262,24 @@ def test_calibration_of_lower_locality_is_refused():
         estimate_rdm(data, (0, 1), calibration=cal1)
     # One qubit is fine with locality 1.
     assert estimate_renyi2(data, [(0,), (3,)], calibration=cal1).calibrated
+
+
+def test_missing_subsets_message_asks_for_a_complete_locality():
+    # A robust purity needs every subset of the subsystem: calibrating observables' supports
+    # cannot supply them, so the message must ask for a complete locality, not --observables.
+    zero = simulate(calibration_state(4), 2000, seed=64, noise=NOISE, readout_twirl=True)
+    data = simulate("ghz:4", 500, seed=65, noise=NOISE, readout_twirl=True)
+    listed = calibrate(zero, subsets=[(0,), (1,), (2,), (0, 1)])
+    for cal, kind in ((calibrate(zero, locality=1), "complete to locality 1"), (listed, "listed subsets only")):
+        for estimate in (lambda c: estimate_renyi2(data, [(0, 1, 2)], calibration=c),
+                         lambda c: estimate_rdm(data, (0, 1, 2), calibration=c)):
+            with pytest.raises(EstimationError) as info:
+                estimate(cal)
+            message = str(info.value)
+            assert "subsystem [0, 1, 2]" in message and kind in message, message
+            assert "shadowlab calibrate --locality 3" in message and "--observables" not in message, message
+    # A listed-subset calibration that holds every subset is enough.
+    assert estimate_renyi2(data, [(0, 1)], calibration=listed).calibrated
 
 
 def test_calibration_of_another_register_is_refused(cal4):

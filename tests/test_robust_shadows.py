@@ -21,7 +21,13 @@ from shadowlab.cli import app
 from shadowlab.data.dataset import ShadowData
 from shadowlab.data.store import ShadowStore, write_store
 from shadowlab.errors import EstimationError, ShadowlabError
-from shadowlab.estimate.calibration import Calibration, CalibrationWarning, calibrate, read_calibration
+from shadowlab.estimate.calibration import (
+    Calibration,
+    CalibrationWarning,
+    _check_resolved,
+    calibrate,
+    read_calibration,
+)
 from shadowlab.estimate.pauli import estimate_paulis, estimate_sum, estimate_two_point
 from shadowlab.paulis import PauliString, PauliSum
 from shadowlab.plan.scheme import Scheme
@@ -199,9 +205,17 @@ def test_bad_calibrations_are_clear_errors(cal_data: ShadowData) -> None:
 
 
 def test_unresolved_factor_says_how_many_more_snapshots() -> None:
-    heavy = NoiseModel(readout_p01=0.4, readout_p10=0.4)
-    data = simulate(calibration_state(3), 2000, seed=2, noise=heavy, readout_twirl=True)
-    with pytest.raises(EstimationError, match=r"indistinguishable from zero.*needs about [\d,]+ in all \([\d,]+ more"):
+    # g = 0.10 +- 0.03 from 1,000 snapshots: 5 standard errors need (5 * 0.03 / 0.10)^2 = 2.25 times the data.
+    with pytest.raises(EstimationError, match=r"qubits \[0, 1\]: g = 0\.1000 \+- 0\.0300 .* about 2,250 in all "
+                                              r"\(1,250 more"):
+        _check_resolved([(0,), (0, 1)], np.array([0.5, 0.1]), np.array([0.01, 0.03]), 1000)
+    # A factor within 2 standard errors of 0 is no basis for an extrapolation: the message asks instead.
+    with pytest.raises(EstimationError, match=r"consistent with 0: are these snapshots of \|0\.\.\.0>"):
+        _check_resolved([(0,)], np.array([0.01]), np.array([0.03]), 1000)
+    # End to end: flips of 0.4 leave g = 0.2 per qubit and 0.008 per triple, unresolvable from 2,000 snapshots.
+    data = simulate(calibration_state(3), 2000, seed=2, noise=NoiseModel(readout_p01=0.4, readout_p10=0.4),
+                    readout_twirl=True)
+    with pytest.raises(EstimationError, match="indistinguishable from zero"):
         calibrate(data, locality=3)
 
 
@@ -218,16 +232,35 @@ def test_heavier_or_missing_supports_are_errors(cal: Calibration, cal_data: Shad
     assert est.calibrated
 
 
-def test_calibration_for_another_register_or_ensemble_is_refused(cal: Calibration) -> None:
+def test_calibration_for_another_register_or_ensemble_is_refused(cal: Calibration, tmp_path: Path) -> None:
     with pytest.raises(ShadowlabError, match="calibration is for 8 qubits but the data have 6"):
         estimate_paulis(simulate("ghz:6", 1000, seed=0), [PauliString.from_label("Z0 Z1")], calibration=cal)
+    # Global-Clifford data are another measurement ensemble.
+    from shadowlab.acquire.clifford_shadows import make_state, sample_snapshots
+    from shadowlab.data.clifford_store import CliffordSnapshots, CliffordStore, write_clifford_store
+
+    tabs, bits = sample_snapshots(make_state("ghz:8"), 20, np.random.default_rng(0))
+    write_clifford_store(CliffordSnapshots.from_tableaux(tabs, bits), tmp_path / "cl.zarr")
+    with pytest.raises(ShadowlabError, match="local_pauli ensemble but the data with the global_clifford one"):
+        cal.check_data(CliffordStore.open(tmp_path / "cl.zarr"))
     data = simulate("ghz:8", 1000, seed=0, readout_twirl=True)
-    biased = ShadowData(data.bases, data.outcomes, data.settings,
-                        {"scheme": {"kind": "biased", "probabilities": [[0.2, 0.2, 0.6]] * 8}}, data.twirl)
-    with pytest.raises(ShadowlabError, match=r"local_pauli/uniform ensemble but the data with the local_pauli/biased"):
-        estimate_paulis(biased, [PauliString.from_label("Z0 Z1")], calibration=cal)
     with pytest.raises(ShadowlabError, match=r"hkp interval .* calibrated factor"):
         estimate_paulis(data, [PauliString.from_label("Z0 Z1")], calibration=cal, estimator="mom", interval="hkp")
+
+
+def test_one_uniform_calibration_serves_a_biased_plan(cal: Calibration, tmp_path: Path) -> None:
+    """The calibrated attenuation is that of a matched sign, whatever the basis probabilities."""
+    from shadowlab.plan.scheme import random_scheme
+
+    state = prepare_state("cluster:8")
+    scheme = random_scheme(np.tile([0.5, 0.1, 0.4], (8, 1)), 60_000, np.random.default_rng(1))
+    store = acquire(scheme, make_backend("stim", state, noise=NOISE), tmp_path / "b.zarr", seed=3,
+                    batch_snapshots=20_000, readout_twirl=True)
+    assert store.scheme_record["kind"] == "biased"
+    obs = local_stabilizer_elements(state.circuit, 8, 20, np.random.default_rng(2), max_weight=3)
+    exact = exact_noisy_pauli_expectations(NOISE.state_circuit(state.circuit), obs, n_qubits=8)
+    robust = estimate_paulis(store, obs, calibration=cal)
+    assert np.mean(np.abs(robust.estimate - exact) <= 5 * robust.stderr) >= 0.95
 
 
 def test_twirl_mismatch_warns(cal: Calibration) -> None:
@@ -280,14 +313,34 @@ def test_robust_estimates_are_unbiased_and_raw_ones_are_not(kind: str, cal: Cali
     assert np.mean(np.abs(z) <= 5) >= 0.95
     covered = np.mean((robust.ci_low <= exact) & (exact <= robust.ci_high))
     assert covered >= 0.95 - 5 * math.sqrt(0.95 * 0.05 / len(obs))
+    # Uncalibrated: the measurement attenuates <P> to g_A <P> (g_A from the calibration); the data
+    # agree with that prediction, which is resolvably far from the exact value: a bias, measured.
     raw = estimate_paulis(data, stab)
-    z_raw = (raw.estimate - exact[: len(stab)]) / raw.stderr
-    assert np.mean(np.abs(z_raw) > 5) >= 0.8  # uncalibrated: biased towards 0
-    # Untwirled data with an untwirled calibration: the readout offset is not multiplicative.
+    g, se_g = cal.pauli_factors(stab)
+    target = exact[: len(stab)]
+    predicted_se = np.hypot(raw.stderr, target * se_g)
+    assert np.mean(np.abs(raw.estimate - g * target) <= 5 * predicted_se) >= 0.95
+    assert np.all(np.abs(target - g * target) > 5 * predicted_se)
+    # Untwirled data with an untwirled calibration: per qubit, E[sign] = a + b m with a = p10 - p01,
+    # b = 1 - p01 - p10 and m the sign before readout (lambda <P> after the measurement gate,
+    # lambda = 1 - 4p/3). Over a support A, E = sum_{B in A} a^|A-B| (b lambda)^|B| <P_B>, while
+    # |0...0> calibrates (a + b lambda)^|A|: the offset terms do not cancel.
+    a, b, lam = 0.15 - 0.05, 1 - 0.05 - 0.15, 1 - 4 * 0.01 / 3
+    noisy = NOISE.state_circuit(state.circuit)
+    predicted = []
+    for p in stab:
+        w = p.weight
+        subs = [PauliString(tuple(p.qubits[i] for i in range(w) if mask >> i & 1),
+                            tuple(p.codes[i] for i in range(w) if mask >> i & 1)) for mask in range(1 << w)]
+        values = exact_noisy_pauli_expectations(noisy, subs, n_qubits=n)
+        k = np.array([bin(mask).count("1") for mask in range(1 << w)])
+        predicted.append(float(np.sum(a ** (w - k) * (b * lam) ** k * values)) / (a + b * lam) ** w)
+    predicted = np.array(predicted)
     plain = simulate(state, 100_000, seed=22, noise=NOISE)
     plain_cal = calibrate(simulate(calibration_state(n), 100_000, seed=23, noise=NOISE), locality=4)
     biased = estimate_paulis(plain, stab, calibration=plain_cal)
-    assert np.mean(biased.estimate / exact[: len(stab)]) < 0.9
+    assert np.mean(np.abs(biased.estimate - predicted) <= 5 * biased.stderr) >= 0.95
+    assert np.all(np.abs(predicted - target) > 5 * biased.stderr)
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,3 +407,76 @@ def test_cli_bad_calibration_input(tmp_path: Path) -> None:
         warnings.simplefilter("error")
         r = _run("predict", data_store, str(obs), "--calibration", str(tmp_path / "c.json"))
     assert r.exit_code == 0 and "warning: the calibration readout was twirled but the data are untwirled" in r.output
+
+
+def test_cli_shows_other_warnings_once_and_finishes() -> None:
+    """A non-shadowlab warning inside a command is shown as Python shows it, and the command ends."""
+    import typer
+
+    from shadowlab.cli import _user_errors
+
+    @_user_errors
+    def noisy() -> str:
+        warnings.warn("something numpy-like", RuntimeWarning, stacklevel=1)
+        return "done"
+
+    with pytest.warns(RuntimeWarning, match="something numpy-like"):
+        assert noisy() == "done"
+
+    @_user_errors
+    def failing() -> None:
+        warnings.warn("calibration mismatch", CalibrationWarning, stacklevel=1)
+        raise ShadowlabError("bad input")
+
+    with pytest.raises(typer.Exit):
+        failing()
+
+
+def test_calibration_files_with_impossible_values_are_refused(cal: Calibration, tmp_path: Path) -> None:
+    for field, value, message in (
+        ("attenuation", 0.0, "indistinguishable from zero"),
+        ("attenuation", float("nan"), "non-finite factors"),
+        ("stderr", -0.1, "negative standard errors"),
+        ("subsets", [1, 0], "not a sorted list of distinct qubits"),
+        ("subsets", [0, 9], "not a sorted list of distinct qubits"),
+    ):
+        doc = cal.to_dict()
+        doc[field] = list(doc[field])
+        doc[field][0] = value
+        path = tmp_path / f"{field}.json"
+        path.write_text(json.dumps(doc))
+        with pytest.raises(ShadowlabError, match=message):
+            read_calibration(path)
+
+
+def test_twirled_stores_are_format_2_and_npz_keeps_masks(tmp_path: Path) -> None:
+    from shadowlab.data.formats import read_npz, write_npz
+
+    data = simulate("ghz:3", 500, seed=1, noise=NOISE, readout_twirl=True)
+    store = write_store(data, tmp_path / "t.zarr")
+    assert store.metadata["format"] == 2
+    assert write_store(simulate("ghz:3", 10, seed=1), tmp_path / "u.zarr").metadata["format"] == 1
+    write_npz(data, tmp_path / "t.npz")
+    assert read_npz(tmp_path / "t.npz").equals(data)
+    r = _run("export", str(tmp_path / "t.zarr"), "-o", str(tmp_path / "t.txt"))
+    assert r.exit_code == 0 and "no place for readout-twirl masks" in r.output
+
+
+def test_aer_saved_twirl_masks_are_imported(tmp_path: Path) -> None:
+    pytest.importorskip("qiskit_aer")
+    from shadowlab.plan.scheme import write_scheme
+
+    rng = np.random.default_rng(0)
+    scheme = Scheme(rng.integers(0, 3, size=(6, 3)).astype(np.uint8), np.full(6, 20, dtype=np.int64), "uniform",
+                    np.full((3, 3), 1 / 3))
+    write_scheme(scheme, tmp_path / "plan.txt")
+    backend = make_backend("qiskit-aer", "ghz:3", noise=NOISE, readout_twirl=True)
+    masks = rng.integers(0, 2, size=(120, 3), dtype=np.uint8)
+    outcomes = backend.run_batch(scheme.settings, scheme.repeats, 5, twirl=masks, save_to=tmp_path / "res.json")
+    r = _run("import", str(tmp_path / "res.json"), "--plan", str(tmp_path / "plan.txt"), "-o",
+             str(tmp_path / "imp.zarr"))
+    assert r.exit_code == 0, r.output
+    stored = ShadowStore.open(tmp_path / "imp.zarr")
+    assert stored.readout_twirl
+    back = stored.load()
+    assert np.array_equal(back.twirl, masks) and np.array_equal(back.outcomes, outcomes)

@@ -42,13 +42,16 @@ def _user_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        caught: list[warnings.WarningMessage] = []
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ShadowlabWarning)
-                try:
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", ShadowlabWarning)
                     return func(*args, **kwargs)
-                finally:
-                    _show_warnings(caught)
+            finally:
+                # Shown after the recording context is left: inside it, showwarning would record
+                # the re-shown warnings into the very list being shown.
+                _show_warnings(caught)
         except ShadowlabError as exc:
             # Escaped: messages carry brackets ("pip install 'shadowlab[qiskit]'") that are not markup.
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
@@ -198,6 +201,9 @@ def simulate(
     check_can_write(output, force=force)
     model = parse_noise_spec(noise) if noise is not None else None
     prepared = prepare_state(state, simulator=simulator, seed=seed)
+    if model is not None and model.depolarizing > 0 and prepared.circuit is None and not quiet:
+        err.print(f"[yellow]note: {prepared.description} is a state vector, prepared without gates: the "
+                  "depolarizing noise acts only on the measurement layer's rotation gates[/]")
     meta = provenance(prepared, n_snapshots=snapshots, repeats=repeats, seed=seed,
                       batch_snapshots=DEFAULT_BATCH_SNAPSHOTS, noise=model, readout_twirl=twirl)
     with atomic_path(output, force=force) as tmp:
@@ -560,13 +566,30 @@ def _import_results(sources: list[Path], plan_file: Path, fmt: str | None) -> An
         if len(sources) != 1:
             raise ShadowlabError(f"Qiskit results of a plan come in one JSON file; got {len(sources)} paths")
         outcomes = read_qiskit_results(sources[0], scheme)
+        twirl = _saved_twirl_masks(sources[0], outcomes.shape)
     elif fmt == "braket":
         outcomes = read_braket_results(sources[0] if len(sources) == 1 else sources, scheme)
+        twirl = None
     else:
         raise ShadowlabError(f"--format with --plan must be qiskit or braket, got {fmt!r}")
     index = scheme.snapshot_settings()
-    meta = {"source": f"{fmt} results", "files": [str(p) for p in sources], "scheme": scheme.record()}
-    return ShadowData(scheme.settings[index], outcomes, index, meta)
+    meta = {"source": f"{fmt} results", "files": [str(p) for p in sources], "scheme": scheme.record(),
+            "readout_twirl": twirl is not None}
+    return ShadowData(scheme.settings[index], outcomes, index, meta, twirl)
+
+
+def _saved_twirl_masks(path: Path, shape: tuple[int, ...]) -> Any:
+    """Per-shot readout-twirl masks that shadowlab's Aer back end saved beside its results (None if absent)."""
+    import numpy as np
+
+    masks = json.loads(path.read_text()).get("metadata", {}).get("readout_twirl_masks")
+    if masks is None:
+        return None
+    if not isinstance(masks, list) or len(masks) != shape[0] or any(
+            not isinstance(m, str) or len(m) != shape[1] or set(m) - {"0", "1"} for m in masks):
+        raise ShadowlabError(f"{path}: metadata.readout_twirl_masks must list one 0/1 string of {shape[1]} "
+                             f"characters per shot ({shape[0]} shots)")
+    return np.array([[c == "1" for c in m] for m in masks], dtype=np.uint8)
 
 
 def _detect_result_format(sources: list[Path]) -> str:
@@ -646,8 +669,11 @@ def export(
 
     check_can_write(output, force=force)
     data = open_source(store).load()
-    write_snapshots(data, output, fmt, force=force)
+    written = write_snapshots(data, output, fmt, force=force)
     err.print(f"exported {data.n_snapshots:,} snapshots to {output}")
+    if data.twirl is not None and written != "npz":
+        err.print("[yellow]note: this format has no place for readout-twirl masks; the outcomes written are the "
+                  "corrected ones, and the file reads back as untwirled data (use npz to keep the masks)[/]")
 
 
 @app.command()

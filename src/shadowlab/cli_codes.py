@@ -7,7 +7,6 @@ prints the tables and writes the JSON report and the stabilizer map.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -26,11 +25,11 @@ if TYPE_CHECKING:
 @_user_errors
 def surface_code(
     distance: Annotated[int, typer.Option("--distance", "-d", help="Code distance (odd, >= 3).")] = 5,
-    noise: Annotated[float, typer.Option("--noise", help="Circuit depolarizing probability p: DEPOLARIZE1(p) after "
-                                                         "every 1-qubit gate, DEPOLARIZE2(p) after every 2-qubit "
-                                                         "gate, and p on the measurement layer.")] = 0.001,
-    readout_p01: Annotated[float, typer.Option("--readout-p01", help="Readout flip 0 -> 1 probability.")] = 0.0,
-    readout_p10: Annotated[float, typer.Option("--readout-p10", help="Readout flip 1 -> 0 probability.")] = 0.0,
+    noise: Annotated[str, typer.Option("--noise", help="Device noise, e.g. 'depolarizing=0.003,p01=0.02,p10=0.05': "
+                                                       "DEPOLARIZE1(p) after every 1-qubit gate and on the "
+                                                       "measurement layer, DEPOLARIZE2(p) after every 2-qubit "
+                                                       "gate, readout flips 0->1 and 1->0.")
+                 ] = "depolarizing=0.001",
     twirl: Annotated[bool, typer.Option("--twirl/--no-twirl", help="Readout twirling (needed for asymmetric "
                                                                    "readout to be calibrated away).")] = True,
     logical: Annotated[str, typer.Option("--logical", help="Code state: 0 (|0_L>) or + (|+_L>).")] = "0",
@@ -53,30 +52,30 @@ def surface_code(
     that would explain the estimate, plus a joint fit of p over all stabilizers.
     """
     from shadowlab.acquire.codes import rotated_surface_code
-    from shadowlab.acquire.noise import NoiseModel
+    from shadowlab.acquire.noise import parse_noise_spec
     from shadowlab.estimate.stabilizers import surface_code_experiment
 
     _check_outputs(output, force=force, figures=(plot,))  # refuse before any work
     rotated_surface_code(distance)  # validates the distance
     if logical not in ("0", "+"):
         raise ShadowlabError(f"--logical must be 0 or +, got {logical!r}")
-    for flag, value, upper in (("--noise", noise, 0.75), ("--readout-p01", readout_p01, 1.0),
-                               ("--readout-p10", readout_p10, 1.0)):
-        if not (math.isfinite(value) and 0.0 <= value <= upper):
-            raise ShadowlabError(f"{flag} must be a probability in [0, {upper:g}], got {value:g}")
     if snapshots < 2:
         raise ShadowlabError(f"--snapshots must be >= 2, got {snapshots}")
     if calibration_snapshots is not None and calibration_snapshots < 2:
         raise ShadowlabError(f"--calibration-snapshots must be >= 2, got {calibration_snapshots}")
     if not 0.0 < level < 1.0:
         raise ShadowlabError(f"--level must lie strictly between 0 and 1, got {level:g}")
-    model = NoiseModel(depolarizing=noise, readout_p01=readout_p01, readout_p10=readout_p10)
+    model = parse_noise_spec(noise)
+    if model.p2 != model.depolarizing:
+        raise ShadowlabError("--noise: the surface-code experiment uses one circuit-noise rate for one- and "
+                             "two-qubit gates; leave two_qubit_depolarizing out")
+    p, readout_p01, readout_p10 = model.depolarizing, float(model.readout_p01), float(model.readout_p10)
     if not quiet and model.readout_p01 != model.readout_p10 and not twirl:
         err.print("note: asymmetric readout without twirling biases the estimates (a |0...0> calibration only "
                   "sees 0 -> 1 flips); use --twirl", highlight=False)
     with _progress(snapshots, f"surface code d={distance}: sampling", quiet=quiet) as advance:
         result = surface_code_experiment(
-            distance, noise, logical=logical, readout_p01=readout_p01, readout_p10=readout_p10,
+            distance, p, logical=logical, readout_p01=readout_p01, readout_p10=readout_p10,
             readout_twirl=twirl, n_snapshots=snapshots, n_calibration_snapshots=calibration_snapshots, seed=seed,
             level=level, progress=advance)
     _print_report(result)
@@ -86,7 +85,7 @@ def surface_code(
         state = "|0_L>" if logical == "0" else "|+_L>"
         stabilizer_map_figure(
             result.code, result.rates.p_hat, plot, force=force,
-            title=f"surface code d={distance}, {state}, circuit noise p={noise:g}: estimated p per stabilizer\n"
+            title=f"surface code d={distance}, {state}, circuit noise p={p:g}: estimated p per stabilizer\n"
                   f"(joint fit {result.rates.p_fit:.2g} ± {result.rates.p_fit_stderr:.1g}; {snapshots:,} snapshots)",
             label="estimated circuit-noise rate p_hat", vmin=0.0)
         err.print(f"wrote {plot}")

@@ -98,6 +98,9 @@ def noise_report(
         raise ShadowlabError(f"{data} does not record the state it was taken on; pass --state (e.g. zero:N for "
                              "calibration data, or the stabilizer state's spec or .stim file)")
     if spec.split(":", 1)[0].strip().lower() == "zero":
+        if calibration is not None:
+            raise ShadowlabError(f"{data} holds calibration snapshots of |0...0>: its readout report needs no "
+                                 "--calibration (give one with data of another state, for the gate-error report)")
         doc = _readout(source, quiet=quiet)
     else:
         doc = _gates(source, spec, load_calibration(calibration), max_weight, quiet=quiet)

@@ -7,6 +7,9 @@ Conventions
   (Qiskit labels are little-endian; convert at that boundary, not here.)
 * A :class:`PauliString` is sparse: the sorted qubits it acts on and a letter per qubit. Its
   weight is the number of non-identity letters. The identity has weight 0.
+* stim numbers letters ``0 = I, 1 = X, 2 = Y, 3 = Z``, so shadowlab code ``c`` is stim ``c + 1``;
+  qubit ``q`` is stim qubit ``q``. Convert with :meth:`PauliString.from_stim` and
+  :meth:`PauliString.to_stim`, nowhere else.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import stim
 
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError
 
@@ -98,6 +102,44 @@ class PauliString:
                 "(e.g. 'XIZY') or letter-qubit pairs (e.g. 'X0 Z3')"
             )
         return cls.from_pairs((ch, int(q)) for ch, q in tokens)
+
+    @classmethod
+    def from_stim(cls, p: stim.PauliString) -> PauliString:
+        """The letters of a ``stim.PauliString`` (qubit ``q`` = stim qubit ``q``); its sign is dropped.
+
+        stim's codes ``1/2/3`` (``X/Y/Z``) become shadowlab's ``0/1/2``; stim's length is not kept
+        (identity letters are not stored), so pass it back to :meth:`to_stim`.
+
+        Examples
+        --------
+        >>> PauliString.from_stim(stim.PauliString("-XIZY"))
+        PauliString('X0 Z2 Y3')
+        >>> PauliString.from_stim(stim.PauliString(3)).weight
+        0
+        """
+        xs, zs = p.to_numpy()
+        support = np.flatnonzero(xs | zs)
+        codes = np.where(xs & zs, 1, np.where(xs, 0, 2))[support]
+        return cls(tuple(int(q) for q in support), tuple(int(c) for c in codes))
+
+    def to_stim(self, n_qubits: int) -> stim.PauliString:
+        """This string as a ``+1``-signed ``stim.PauliString`` of length ``n_qubits`` (identity elsewhere).
+
+        Raises
+        ------
+        QubitCountMismatchError
+            If the string acts on a qubit ``>= n_qubits``.
+
+        Examples
+        --------
+        >>> PauliString.from_label("X0 Z2").to_stim(4)
+        stim.PauliString("+X_Z_")
+        """
+        self.check_qubits(n_qubits)
+        p = stim.PauliString(n_qubits)
+        for q, c in zip(self.qubits, self.codes, strict=True):
+            p[q] = c + 1
+        return p
 
     @property
     def weight(self) -> int:

@@ -168,21 +168,45 @@ def _surface_code_circuit(distance: int) -> stim.Circuit:
     return rotated_surface_code(distance).state_circuit("0")
 
 
-def stabilizer_expectations(circuit: stim.Circuit, paulis: PauliSum | Sequence[PauliString]) -> np.ndarray:
+def stabilizer_expectations(
+    circuit: stim.Circuit, paulis: PauliSum | Sequence[PauliString], *, n_qubits: int | None = None
+) -> np.ndarray:
     """Exact ``<P>`` (+1, -1 or 0) for each Pauli string, by stabilizer simulation (stim).
 
     Coefficients of a :class:`PauliSum` are ignored. The circuit must be unitary Clifford
-    (noise channels would make the state mixed; stim's tableau simulator would sample them).
+    (noise channels would make the state mixed; stim's tableau simulator would sample them:
+    pass ``circuit.without_noise()`` for the noiseless state's values, as
+    :func:`shadowlab.acquire.stim_exact.exact_noisy_pauli_expectations` does for its signs).
+
+    Parameters
+    ----------
+    circuit:
+        Noiseless, measurement-free Clifford circuit (qubits it does not touch stay ``|0>``).
+    paulis:
+        The Pauli strings; qubit ``i`` is stim qubit ``i``. The identity gives 1.
+    n_qubits:
+        Size of the system (default: the ``PauliSum``'s, else ``circuit.num_qubits``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(M,)`` float64 values, each +1, -1 or 0.
 
     Raises
     ------
     StateError
         If the circuit measures, resets or contains noise (see
         :func:`shadowlab.acquire.stim_sampler.check_state_circuit`).
+
+    Examples
+    --------
+    >>> stabilizer_expectations(ghz_circuit(2), PauliSum.from_labels(["XX", "ZI", "YY"])).tolist()
+    [1.0, 0.0, -1.0]
     """
     terms = paulis.terms if isinstance(paulis, PauliSum) else tuple(paulis)
-    n = paulis.n_qubits if isinstance(paulis, PauliSum) else circuit.num_qubits
-    return _expectations(circuit, terms, n)
+    if n_qubits is None:
+        n_qubits = paulis.n_qubits if isinstance(paulis, PauliSum) else circuit.num_qubits
+    return _expectations(circuit, terms, int(n_qubits))
 
 
 def stabilizer_expectation(circuit: stim.Circuit, pauli: PauliString | str, n: int) -> float:
@@ -218,12 +242,8 @@ def _expectations(circuit: stim.Circuit, terms: Sequence[PauliString], n: int) -
     sim.do_circuit(circuit)
     out = np.empty(len(terms))
     for i, t in enumerate(terms):
-        t.check_qubits(n)
-        p = stim.PauliString(n)
-        for q, code in zip(t.qubits, t.codes, strict=True):
-            p[q] = code + 1  # stim: 1 = X, 2 = Y, 3 = Z
-        # peek_observable_expectation gives +1/-1 for (minus) a stabilizer, else 0.
-        out[i] = sim.peek_observable_expectation(p)
+        # peek_observable_expectation gives +1/-1 for (minus) a stabilizer, else 0 (identity: 1).
+        out[i] = sim.peek_observable_expectation(t.to_stim(n))
     return out
 
 
@@ -261,7 +281,6 @@ def local_stabilizer_elements(
             product *= padded[k]
         if not min_weight <= product.weight <= max_weight:
             continue
-        letters = [(q, int(product[q]) - 1) for q in range(n) if product[q]]
-        pauli = PauliString(tuple(q for q, _ in letters), tuple(c for _, c in letters))
+        pauli = PauliString.from_stim(product)
         found.setdefault(pauli.to_sparse(), pauli)
     return list(found.values())

@@ -172,6 +172,8 @@ def parse_noise_spec(text: str, *, option: str = "--noise") -> NoiseModel:
         if not sep or key not in NOISE_KEYS:
             raise ShadowlabError(f"{option}: expected 'name=probability' with name in "
                                  f"{', '.join((*NOISE_KEYS, 'p01', 'p10'))}, got {part!r}")
+        if key in spec:
+            raise ShadowlabError(f"{option}: {key} is given twice (in {text!r})")
         try:
             spec[key] = float(value)
         except ValueError:

@@ -29,20 +29,12 @@ from collections.abc import Sequence
 import numpy as np
 import stim
 
+from shadowlab.acquire.clifford_states import stabilizer_expectations
 from shadowlab.acquire.stim_sampler import check_state_circuit
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError
 from shadowlab.paulis import PauliString, PauliSum
 
-__all__ = ["exact_noisy_pauli_expectations", "to_stim_pauli"]
-
-
-def to_stim_pauli(pauli: PauliString, n_qubits: int, sign: float = 1.0) -> stim.PauliString:
-    """``sign * pauli`` as a ``stim.PauliString`` of length ``n_qubits`` (shadowlab code ``c`` is stim ``c + 1``)."""
-    pauli.check_qubits(n_qubits)
-    p = stim.PauliString(n_qubits)
-    for q, code in zip(pauli.qubits, pauli.codes, strict=True):
-        p[q] = code + 1
-    return -p if sign < 0 else p
+__all__ = ["exact_noisy_pauli_expectations"]
 
 
 def exact_noisy_pauli_expectations(
@@ -99,18 +91,15 @@ def exact_noisy_pauli_expectations(
             f"the circuit acts on {circuit.num_qubits} qubits but the Paulis are on {n}; pass n_qubits >= "
             f"{circuit.num_qubits}"
         )
-    stim_paulis = [to_stim_pauli(t, n) for t in terms]
-    sim = stim.TableauSimulator()
-    sim.set_num_qubits(max(n, 1))
-    sim.do_circuit(circuit.without_noise())
-    signs = np.array([sim.peek_observable_expectation(p) if p.weight else 1 for p in stim_paulis], dtype=np.float64)
+    # The noiseless values (+1, -1 or 0; the identity gives 1) are the signs s.
+    signs = stabilizer_expectations(circuit.without_noise(), terms, n_qubits=n)
     out = signs.copy()
-    tracked = [i for i, p in enumerate(stim_paulis) if p.weight and signs[i] != 0]
+    tracked = [i for i, t in enumerate(terms) if t.weight and signs[i] != 0]
     if not tracked:
         return out
     probe = circuit.copy()
     for i in tracked:
-        probe.append("MPP", stim.target_combined_paulis(stim_paulis[i]))
+        probe.append("MPP", stim.target_combined_paulis(terms[i].to_stim(n)))
         probe.append("DETECTOR", [stim.target_rec(-1)])
     try:
         dem = probe.detector_error_model(decompose_errors=False, approximate_disjoint_errors=False)

@@ -415,11 +415,19 @@ def read_npz(path: StrPath) -> ShadowData:
             raise InputFormatError(f"'metadata' must be a JSON object, found {type(loaded).__name__}", path=p)
         metadata.update(loaded)
     metadata.update(source_format="npz", source_path=str(p.resolve()))
-    return ShadowData(bases, outcomes, settings, metadata)
+    twirl = arrays.get("twirl")
+    if twirl is not None and twirl.shape != bases.shape:
+        raise InputFormatError(f"twirl masks must have the shape of the outcomes {bases.shape}, found {twirl.shape}",
+                               path=p)
+    try:
+        return ShadowData(bases, outcomes, settings, metadata, twirl)
+    except ShadowlabError as exc:
+        raise InputFormatError(str(exc), path=p) from None
 
 
 def write_npz(data: ShadowData, path: StrPath, *, force: bool = False) -> None:
-    """Write ``data`` (bases, outcomes, settings and metadata) as a compressed ``.npz``.
+    """Write ``data`` (bases, outcomes, settings, readout-twirl masks if any, and metadata) as a
+    compressed ``.npz``.
 
     Parameters
     ----------
@@ -433,6 +441,8 @@ def write_npz(data: ShadowData, path: StrPath, *, force: bool = False) -> None:
     """
     _require_snapshots(data)
     arrays: dict[str, np.ndarray] = {"bases": data.bases, "outcomes": data.outcomes, "settings": data.settings}
+    if data.twirl is not None:
+        arrays["twirl"] = data.twirl
     if data.metadata:
         # A 0-d unicode array keeps the archive loadable with allow_pickle=False.
         arrays["metadata"] = np.array(json.dumps(data.metadata, default=str))
@@ -517,8 +527,10 @@ def read_snapshots(path: PennyLaneSource, fmt: str | None = None) -> ShadowData:
     raise _unknown_format(fmt)
 
 
-def write_snapshots(data: ShadowData, path: PennyLaneSource, fmt: str | None = None, *, force: bool = False) -> None:
-    """Write ``data`` in any of :data:`SNAPSHOT_FORMATS`.
+def write_snapshots(data: ShadowData, path: PennyLaneSource, fmt: str | None = None, *, force: bool = False) -> str:
+    """Write ``data`` in any of :data:`SNAPSHOT_FORMATS`; return the format written.
+
+    Only ``npz`` keeps readout-twirl masks; the others hold the (corrected) outcomes alone.
 
     Parameters
     ----------
@@ -537,7 +549,7 @@ def write_snapshots(data: ShadowData, path: PennyLaneSource, fmt: str | None = N
         fmt = _format_for_extension(path)
     if fmt == "pennylane":
         write_pennylane(data, path, force=force)
-        return
+        return fmt
     if isinstance(path, tuple | list):
         raise ShadowlabError(f"a pair of paths is only meaningful for the 'pennylane' format, not {fmt!r}")
     if fmt == "huang":
@@ -546,6 +558,7 @@ def write_snapshots(data: ShadowData, path: PennyLaneSource, fmt: str | None = N
         write_npz(data, path, force=force)
     else:
         raise _unknown_format(fmt)
+    return fmt
 
 
 def _format_for_extension(path: PennyLaneSource) -> str:

@@ -1,7 +1,7 @@
 """The shadow store: snapshots on disk in a Zarr v3 group, chunked along snapshots.
 
-Layout (format 1)
------------------
+Layout (format 1; format 2 = format 1 plus the ``twirl`` array)
+-----------------------------------------------------------------
 ``<store>/zarr.json``: the group; its attribute ``"shadowlab"`` holds the metadata below.
 Arrays, all chunked along the snapshot axis (``chunk_snapshots`` rows per chunk):
 
@@ -9,7 +9,9 @@ Arrays, all chunked along the snapshot axis (``chunk_snapshots`` rows per chunk)
 * ``outcomes`` ``(S, n)`` uint8, 0 = eigenvalue +1, 1 = eigenvalue -1;
 * ``settings`` ``(S,)`` int64, setting index per snapshot;
 * ``twirl``    ``(S, n)`` uint8 readout-twirl masks (only in stores with ``readout_twirl``: 1
-  where an X flip preceded the measurement; the outcomes are already corrected).
+  where an X flip preceded the measurement; the outcomes are already corrected). Such stores
+  are written as format 2, so that a shadowlab from before twirling refuses them rather than
+  appending rows without masks.
 
 Compressed with Blosc (zstd, bit-shuffle), which stores a basis in about 1.6 bits and an
 outcome in about 1 bit.
@@ -45,12 +47,16 @@ from shadowlab.data.dataset import ENSEMBLE_LOCAL_PAULI, ShadowData
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError, StoreFormatError
 
 FORMAT_VERSION = 1
+#: Format of stores with readout-twirl masks (format 1 plus the ``twirl`` array).
+TWIRLED_FORMAT_VERSION = 2
 DEFAULT_CHUNK_SNAPSHOTS = 65536
 _META_KEY = "shadowlab"
 _SCHEMA = {
     "bases": {"dims": ["snapshot", "qubit"], "dtype": "uint8", "codes": {"0": "X", "1": "Y", "2": "Z"}},
     "outcomes": {"dims": ["snapshot", "qubit"], "dtype": "uint8", "codes": {"0": "+1", "1": "-1"}},
     "settings": {"dims": ["snapshot"], "dtype": "int64"},
+    "twirl": {"dims": ["snapshot", "qubit"], "dtype": "uint8", "codes": {"0": "no flip", "1": "X before readout"},
+              "present": "format 2 (readout_twirl) only"},
     "qubit_order": "column q is qubit q (qubit 0 = first letter of a dense Pauli label)",
 }
 
@@ -217,11 +223,15 @@ class ShadowStore(ZarrStoreBase):
         """
         p, group, meta = cls._open_group(path, mode, written_by="shadowlab")
         fmt = meta.get("format")
-        if fmt != FORMAT_VERSION:
+        if fmt not in (FORMAT_VERSION, TWIRLED_FORMAT_VERSION):
             raise StoreFormatError(
-                f"{p}: shadowlab store format {fmt!r}, but this version reads format {FORMAT_VERSION}; "
+                f"{p}: shadowlab store format {fmt!r}, but this version reads formats {FORMAT_VERSION} and "
+                f"{TWIRLED_FORMAT_VERSION}; "
                 f"it was written by {meta.get('writer', 'an unknown writer')}: upgrade shadowlab to read it"
             )
+        if (fmt == TWIRLED_FORMAT_VERSION) != bool(meta.get("readout_twirl", False)):
+            raise StoreFormatError(f"{p}: a format {fmt} store with readout_twirl = {meta.get('readout_twirl')!r}; "
+                                   "format 2 means twirled and format 1 untwirled, so the metadata is corrupted")
         if meta.get("ensemble") != ENSEMBLE_LOCAL_PAULI:
             hint = {"bell_two_copy": "; it holds two-copy Bell shots: use the 'shadowlab twocopy' commands "
                                      "(predict, purity) or shadowlab.twocopy.estimate",
@@ -264,7 +274,7 @@ class ShadowStore(ZarrStoreBase):
         group.create_array("settings", shape=(0,), chunks=(chunk_snapshots,), dtype="int64",
                            compressors=_compressor(), fill_value=0, dimension_names=["snapshot"])
         meta = {
-            "format": FORMAT_VERSION,
+            "format": TWIRLED_FORMAT_VERSION if readout_twirl else FORMAT_VERSION,
             "writer": _writer(),
             "ensemble": ENSEMBLE_LOCAL_PAULI,
             "n_qubits": int(n_qubits),

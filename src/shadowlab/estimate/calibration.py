@@ -33,8 +33,12 @@ any correlation between the factors (they come from the same calibration snapsho
 
 Compatibility
 -------------
-A calibration applies to data of the same qubit count and measurement ensemble (local Pauli
-with the same scheme kind and basis probabilities); anything else is refused. Readout twirling
+A calibration applies to data of the same qubit count and measurement ensemble (local Pauli;
+global-Clifford data have their own calibration, :mod:`shadowlab.estimate.fidelity`); anything
+else is refused. Within the local-Pauli ensemble the plan may differ (uniform, biased,
+derandomized): ``g_A`` is the attenuation of a *matched* sign, which under the model does not
+depend on how often each basis is drawn, so one calibration serves every plan (the plan used is
+recorded in the calibration's ``ensemble`` field). Readout twirling
 must match too: an untwirled calibration of asymmetric readout measures only the ``0 -> 1``
 flips (``|0...0>`` reads 0), so a mismatch is warned about (:class:`CalibrationWarning`).
 """
@@ -157,6 +161,7 @@ class Calibration:
         g = np.ones(len(supports))
         se = np.zeros(len(supports))
         heavy: list[str] = []
+        heaviest = 0
         missing: list[str] = []
         for j, support in enumerate(supports):
             key = tuple(sorted(int(q) for q in support))
@@ -168,14 +173,18 @@ class Calibration:
                                       f"{self.n_qubits} qubits")
             i = index.get(key)
             if i is None:
-                (heavy if len(key) > self.locality else missing).append(name)
+                if len(key) > self.locality:
+                    heavy.append(name)
+                    heaviest = max(heaviest, len(key))
+                else:
+                    missing.append(name)
                 continue
             g[j], se[j] = self.attenuation[i], self.stderr[i]
         if heavy:
             raise EstimationError(
                 f"{len(heavy)} observable(s) are heavier than the calibrated locality {self.locality}, e.g. "
                 f"{', '.join(heavy[:3])}: the calibration has no factor for them, and guessing one would bias the "
-                f"estimate. Calibrate with locality >= {max(len(h.split()) for h in heavy[:50])}, or with these "
+                f"estimate. Calibrate with locality >= {heaviest}, or with these "
                 "observables' supports (shadowlab calibrate --observables)")
         if missing:
             raise EstimationError(
@@ -194,12 +203,12 @@ class Calibration:
         if source.n_qubits != self.n_qubits:
             raise ShadowlabError(f"the calibration is for {self.n_qubits} qubits but {what} have "
                                  f"{source.n_qubits}; calibrate the same register")
-        ensemble = _ensemble(source)
-        if ensemble != self.ensemble:
+        family = _ensemble(source)["family"]
+        if family != self.ensemble.get("family"):
             raise ShadowlabError(
-                f"the calibration was measured with the {_describe(self.ensemble)} ensemble but {what} with the "
-                f"{_describe(ensemble)} one; calibration factors only transfer within one measurement ensemble: "
-                "calibrate with the same plan")
+                f"the calibration was measured with the {self.ensemble.get('family')} ensemble but {what} with the "
+                f"{family} one; calibration factors do not transfer between measurement ensembles: calibrate with "
+                "the data's ensemble")
         twirled = _twirled(source)
         if twirled != self.readout_twirl:
             cal, dat = ("twirled", "untwirled") if self.readout_twirl else ("untwirled", "twirled")
@@ -244,11 +253,6 @@ class Calibration:
         return g, se
 
 
-def _describe(ensemble: dict[str, Any]) -> str:
-    text = f"{ensemble.get('family')}/{ensemble.get('scheme')}"
-    return text + (" (biased basis probabilities)" if ensemble.get("probabilities") is not None else "")
-
-
 def read_calibration_document(path: str | os.PathLike[str], *, maker: str) -> tuple[Path, dict[str, Any]]:
     """The JSON document of a calibration file: ``(path, doc)``, after checking it is one.
 
@@ -289,9 +293,18 @@ def read_calibration(path: str | os.PathLike[str]) -> Calibration:
                           dict(doc.get("provenance") or {}))
     except (KeyError, TypeError, ValueError) as exc:
         raise ShadowlabError(f"{p}: calibration field missing or malformed: {exc!r}") from None
-    if not (g.shape == se.shape == matched.shape == (len(subsets),)) or not np.all(np.isfinite(g)):
-        raise ShadowlabError(f"{p}: the calibration's subsets, attenuation, stderr and n_matched disagree in length "
-                             "or hold non-finite values")
+    if not (g.shape == se.shape == matched.shape == (len(subsets),)):
+        raise ShadowlabError(f"{p}: the calibration's subsets, attenuation, stderr and n_matched disagree in length")
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(se)) and np.all(se >= 0) and np.all(matched >= 0)):
+        raise ShadowlabError(f"{p}: the calibration holds non-finite factors, or negative standard errors or counts")
+    for a in subsets:
+        if not a or list(a) != sorted(set(a)) or a[0] < 0 or a[-1] >= cal.n_qubits or len(a) > cal.locality:
+            raise ShadowlabError(f"{p}: subset {list(a)} is not a sorted list of distinct qubits of the "
+                                 f"{cal.n_qubits}-qubit register within locality {cal.locality}")
+    try:
+        _check_resolved(subsets, g, se, cal.n_snapshots)
+    except ShadowlabError as exc:
+        raise ShadowlabError(f"{p}: {exc}") from None
     return cal
 
 
@@ -363,16 +376,32 @@ def calibrate(
     est = estimate_paulis(source, paulis, estimator="matched", on_unmatched="omit",
                           chunk_snapshots=chunk_snapshots or DEFAULT_CHUNK_SNAPSHOTS)
     if est.omitted:
-        raise EstimationError(
-            f"{len(est.omitted)} subset(s) were never measured all in Z, e.g. {est.omitted[0]}: with "
-            f"{source.n_snapshots} calibration snapshots a k-qubit subset is matched about "
-            f"{source.n_snapshots}/3^k times; take more calibration snapshots or a lower locality")
+        raise EstimationError(f"{len(est.omitted)} subset(s) were never measured all in Z, e.g. {est.omitted[0]}: "
+                              + _unmatched_advice(source))
     g, se, matched = est.estimate, est.stderr, est.n_matched
     _check_resolved(chosen, g, se, source.n_snapshots)
     meta = getattr(source, "metadata", {})
     provenance = meta.get("provenance", meta) if isinstance(meta, dict) else {}
+    state = provenance.get("state") or (provenance.get("acquisition") or {}).get("state")
+    if isinstance(state, str) and not state.strip().lower().startswith("zero:"):
+        warnings.warn(f"the calibration data record the state {state!r}, not |0...0> (zero:N): a calibration assumes "
+                      "snapshots of |0...0>", CalibrationWarning, stacklevel=2)
     return Calibration(n, int(locality), complete, tuple(chosen), g, se, matched, int(source.n_snapshots),
                        _ensemble(source), _twirled(source), json.loads(json.dumps(provenance, default=str)))
+
+
+def _unmatched_advice(source: Any) -> str:
+    """Why a subset was never measured all in Z: a plan without Z on some qubit, or too few snapshots."""
+    record = getattr(source, "scheme_record", None)
+    probs = record.get("probabilities") if isinstance(record, dict) else None
+    if probs is not None:
+        no_z = np.flatnonzero(np.asarray(probs, dtype=np.float64)[:, 2] == 0)
+        if no_z.size:
+            return (f"the plan never measures Z on qubit(s) {no_z[:5].tolist()}; calibrate with a plan that does "
+                    "(e.g. uniform: one calibration serves every local-Pauli plan)")
+    return (f"with {source.n_snapshots} calibration snapshots a k-qubit subset is matched about "
+            f"{source.n_snapshots}/3^k times under uniform measurements; take more calibration snapshots or a lower "
+            "locality")
 
 
 def _check_resolved(subsets: Sequence[tuple[int, ...]], g: np.ndarray, se: np.ndarray, n_snapshots: int) -> None:
@@ -389,8 +418,14 @@ def _check_resolved(subsets: Sequence[tuple[int, ...]], g: np.ndarray, se: np.nd
         i = int(unresolved[np.argmax(RESOLVED_STDERRS * se[unresolved] / np.maximum(g[unresolved], se[unresolved]))])
         ratio = RESOLVED_STDERRS * se[i] / max(g[i], se[i] / 10.0)
         needed = math.ceil(n_snapshots * ratio * ratio)
+        if g[i] < 2 * se[i]:
+            hint = (f"The factor is consistent with 0: are these snapshots of |0...0>? (If so, the noise erases this "
+                    f"subset's signal; a factor as small as its standard error would need about {needed:,} "
+                    "snapshots.)")
+        else:
+            hint = (f"With {n_snapshots:,} calibration snapshots that needs about {needed:,} in all "
+                    f"({max(needed - n_snapshots, 1):,} more, if the factor is as estimated), or a lower locality")
         raise EstimationError(
             f"{unresolved.size} calibration factor(s) are indistinguishable from zero, e.g. qubits "
             f"{list(subsets[i])}: g = {g[i]:.4f} +- {se[i]:.4f} (needs >= {RESOLVED_STDERRS:g} standard errors). "
-            f"With {n_snapshots:,} calibration snapshots that needs about {needed:,} in all "
-            f"({max(needed - n_snapshots, 1):,} more, if the factor is as estimated), or a lower locality")
+            + hint)

@@ -369,22 +369,98 @@ def purity_from_counts(counts: np.ndarray, size: int) -> PurityStats:
 
 
 # --------------------------------------------------------------------------------------------
+# Pattern-count transforms, shared with shadowlab.estimate.rdm
+# --------------------------------------------------------------------------------------------
+# A subsystem's pattern counts are a (6,) * k tensor, one axis per qubit (digit 2 b + o, the
+# subsystem's first qubit first). Per-qubit linear maps applied axis by axis (axiswise) turn
+# them into other per-qubit bases without forming a 6^k x 6^k matrix.
+
+# Per-qubit map from the 6 pattern digits to the Pauli letters I, X, Y, Z:
+# sigma_P(s) = product over qubits of _TO_PAULI[P_q, d_q].
+_TO_PAULI = np.array([[1, 1, 1, 1, 1, 1], [1, -1, 0, 0, 0, 0], [0, 0, 1, -1, 0, 0], [0, 0, 0, 0, 1, -1]],
+                     dtype=np.int64)
+
+#: ``(7, 6)`` float64 per-qubit map from the 6 pattern digits ``2 b + o`` to the functions
+#: 1 (all), ``[b = X]``, ``[b = Y]``, ``[b = Z]`` (basis, any outcome), and ``[b = X] (-1)^o``,
+#: ``[b = Y] (-1)^o``, ``[b = Z] (-1)^o``. Pair products of these span the functions of a qubit's
+#: pair class e / d / n (same basis and outcome / same basis, other outcome / other basis):
+#: ``1 = e + d + n``, ``D = e + d``, ``X = e - d``; the pair sum of a product is a sum of squares
+#: of the transformed counts. Used by :func:`_pair_class_counts` and by the reduced-state second
+#: moments of :mod:`shadowlab.estimate.rdm`.
+TO_CLASS_SPAN = np.array([[1, 1, 1, 1, 1, 1],
+                          [1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1],
+                          [1, -1, 0, 0, 0, 0], [0, 0, 1, -1, 0, 0], [0, 0, 0, 0, 1, -1]], dtype=np.float64)
+
+
+def axiswise(tensor: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
+    """Apply ``mats[j]`` (shape ``(out_j, in_j)``) along axis ``j`` of ``tensor`` (one matrix per axis).
+
+    Parameters
+    ----------
+    tensor:
+        Array with ``len(mats)`` axes, axis ``j`` of length ``in_j``.
+    mats:
+        One matrix per axis.
+
+    Returns
+    -------
+    numpy.ndarray
+        Axis ``j`` of length ``out_j``; the axes keep their order and the dtype follows numpy's
+        promotion (int64 stays exact). Equal to ``kron(mats) @ tensor.reshape(-1)`` reshaped,
+        without forming the Kronecker product.
+
+    Examples
+    --------
+    >>> t = np.arange(6).reshape(2, 3)
+    >>> m0, m1 = np.array([[1, 1], [1, -1]]), np.eye(3, dtype=int)[::-1]
+    >>> axiswise(t, [m0, m1]).tolist()
+    [[7, 5, 3], [-3, -3, -3]]
+    >>> bool(np.array_equal(axiswise(t, [m0, m1]).reshape(-1), np.kron(m0, m1) @ t.reshape(-1)))
+    True
+    """
+    t = tensor
+    for m in mats:
+        # Contract the leading axis; the new one goes to the end, so after k steps the order is restored.
+        t = np.tensordot(t, m, axes=([0], [1]))
+    return t
+
+
+def pauli_sums(counts: np.ndarray, size: int) -> np.ndarray:
+    """``S_P = sum_s sigma_P(s)`` for the ``4^size`` Paulis ``P`` on a subsystem, from its pattern counts.
+
+    ``sigma_P(s)`` is the product over the qubits of ``P``'s support of ``(-1)^o`` if snapshot
+    ``s`` measured that qubit in ``P``'s basis, else 0 (1 for ``I``).
+
+    Parameters
+    ----------
+    counts:
+        ``(6^size,)`` pattern counts (:func:`pattern_counts`).
+    size:
+        Number of qubits ``k`` of the subsystem.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(4,) * size`` int64 (exact), letters ``I, X, Y, Z`` per axis, the subsystem's first qubit
+        first; ``S_{I...I}`` is the number of snapshots.
+
+    Examples
+    --------
+    >>> c = np.zeros(6, dtype=np.int64); c[[0, 1, 4]] = [3, 1, 2]  # X -> 0 three times, X -> 1, Z -> 0 twice
+    >>> pauli_sums(c, 1).tolist()
+    [6, 2, 0, 2]
+    """
+    c = np.asarray(counts, dtype=np.int64).reshape((6,) * size)
+    return axiswise(c, [_TO_PAULI] * size)
+
+
+# --------------------------------------------------------------------------------------------
 # Robust (calibrated) purity
 # --------------------------------------------------------------------------------------------
 
-# Per-qubit maps from the 6 pattern digits 2 b + o to other bases (rows: outputs):
-# Pauli letters I, X, Y, Z: sigma_P(s) = product over qubits of _TO_PAULI[P_q, d_q].
-_TO_PAULI = np.array([[1, 1, 1, 1, 1, 1], [1, -1, 0, 0, 0, 0], [0, 0, 1, -1, 0, 0], [0, 0, 0, 0, 1, -1]],
-                     dtype=np.int64)
 # Letter -> support indicator (I -> not in B, X/Y/Z -> in B).
 _PAULI_TO_SUPPORT = np.array([[1, 0, 0, 0], [0, 1, 1, 1]], dtype=np.int64)
-# Per qubit: 1 (all), [b] (basis b, any outcome), [b] (-1)^o; pair products of these span the
-# functions of a qubit's pair class e / d / n (same basis and outcome / same basis, other
-# outcome / other basis): 1 = e + d + n, D = e + d, X = e - d.
-_TO_CLASS_SPAN = np.array([[1, 1, 1, 1, 1, 1],
-                           [1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1],
-                           [1, -1, 0, 0, 0, 0], [0, 0, 1, -1, 0, 0], [0, 0, 0, 0, 1, -1]], dtype=np.float64)
-# Squared span coordinates (7 per qubit) summed to (1, D, X) pair sums, then solved for the
+# Squared TO_CLASS_SPAN coordinates (7 per qubit) summed to (1, D, X) pair sums, then solved for the
 # class counts (e, d, n): e = (D + X) / 2, d = (D - X) / 2, n = 1 - D.
 _SPAN_TO_CLASS = np.array([[0.0, 0.5, 0.5], [0.0, 0.5, -0.5], [1.0, -1.0, 0.0]]) @ np.array(
     [[1, 0, 0, 0, 0, 0, 0], [0, 1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 1, 1, 1]], dtype=np.float64)
@@ -393,18 +469,6 @@ _SPAN_TO_CLASS = np.array([[0.0, 0.5, 0.5], [0.0, 0.5, -0.5], [1.0, -1.0, 0.0]])
 _CLASS_KERNEL = np.array([[1.0, 9.0], [1.0, -9.0], [1.0, 0.0]])
 # Subset weights on Pauli letters: I -> (not in B) weight 1, X/Y/Z -> (in B) weight 9.
 _SUPPORT_TO_PAULI9 = np.array([[1.0, 0.0], [0.0, 9.0], [0.0, 9.0], [0.0, 9.0]])
-
-
-def _axiswise(tensor: np.ndarray, mats: Sequence[np.ndarray]) -> np.ndarray:
-    """Apply ``mats[j]`` (shape ``(out, in)``) along axis ``j`` of ``tensor`` (one matrix per axis).
-
-    The axes keep their order; the dtype follows numpy's promotion (int64 stays exact).
-    """
-    t = tensor
-    for m in mats:
-        # Contract the leading axis; the new one goes to the end, so after k steps the order is restored.
-        t = np.tensordot(t, m, axes=([0], [1]))
-    return t
 
 
 def subset_masks(size: int) -> list[tuple[int, ...]]:
@@ -423,18 +487,33 @@ def subset_masks(size: int) -> list[tuple[int, ...]]:
 def subset_attenuations(calibration: Calibration, subsystem: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     """``(g, se)`` of every subset of ``subsystem`` in :func:`subset_masks` order (``g = 1`` for ``{}``).
 
-    Raises the calibration's :class:`EstimationError` if some subset is not calibrated (a
-    robust purity or reduced state of ``k`` qubits needs every subset of them, e.g. a
-    complete calibration of locality ``>= k``).
+    Raises
+    ------
+    EstimationError
+        If some subset is not calibrated: a robust purity or reduced state of ``k`` qubits needs
+        every subset of them, i.e. a complete calibration of locality ``>= k``
+        (``shadowlab calibrate --locality k``; a calibration of listed observables' supports
+        cannot provide them all). The message names the subsystem and some missing subsets.
     """
     qs = tuple(int(q) for q in subsystem)
-    supports = [tuple(qs[j] for j in pos) for pos in subset_masks(len(qs))]
+    k = len(qs)
+    supports = [tuple(qs[j] for j in pos) for pos in subset_masks(k)]
     try:
         return calibration.factors(supports)
-    except EstimationError as exc:
-        raise EstimationError(
-            f"subsystem {list(qs)}: the robust estimate needs a calibration factor for every subset of its "
-            f"{len(qs)} qubits: {exc}") from None
+    except EstimationError:
+        if qs and max(qs) >= calibration.n_qubits:
+            raise  # another register: the calibration's own message says so
+    missing = []
+    for support in supports[1:]:
+        try:
+            calibration.factors([support])
+        except EstimationError:
+            missing.append(" ".join(f"q{q}" for q in sorted(support)))
+    kind = f"complete to locality {calibration.locality}" if calibration.complete else "of listed subsets only"
+    raise EstimationError(
+        f"subsystem {list(qs)}: a robust estimate of {k} qubits needs a calibration factor for every subset of "
+        f"them, but the calibration ({kind}) lacks {len(missing)} of the {2**k - 1}, e.g. {', '.join(missing[:3])}. "
+        f"Calibrate with a complete locality >= {k} (shadowlab calibrate --locality {k})") from None
 
 
 @dataclass(frozen=True)
@@ -456,17 +535,11 @@ class _Kernel:
     def make(cls, g: np.ndarray, size: int) -> _Kernel:
         inv_g2 = (1.0 / np.asarray(g, dtype=np.float64) ** 2).reshape((2,) * size)
         scale = 2.0**-size
-        pauli_weight = scale * _axiswise(inv_g2, [_SUPPORT_TO_PAULI9] * size)
-        nine = _axiswise(np.ones((2,) * size), [np.diag([1.0, 9.0])] * size)
+        pauli_weight = scale * axiswise(inv_g2, [_SUPPORT_TO_PAULI9] * size)
+        nine = axiswise(np.ones((2,) * size), [np.diag([1.0, 9.0])] * size)
         subset_weight = (scale * nine * inv_g2).reshape(-1)
-        class_value = scale * _axiswise(inv_g2, [_CLASS_KERNEL] * size)
+        class_value = scale * axiswise(inv_g2, [_CLASS_KERNEL] * size)
         return cls(size, inv_g2, pauli_weight, subset_weight, class_value, float(subset_weight.sum()))
-
-
-def _pauli_sums(counts: np.ndarray, size: int) -> np.ndarray:
-    """``S_P = sum_s sigma_P(s)`` for the ``4^size`` Paulis ``P`` on the subsystem (int64, exact)."""
-    c = np.asarray(counts, dtype=np.int64).reshape((6,) * size)
-    return _axiswise(c, [_TO_PAULI] * size)
 
 
 def _pair_class_counts(counts: np.ndarray, size: int) -> np.ndarray:
@@ -476,8 +549,8 @@ def _pair_class_counts(counts: np.ndarray, size: int) -> np.ndarray:
     products 1, ``[b = b']`` and ``[b = b'] (-1)^(o + o')``, whose pair sums are sums of squares.
     """
     c = np.asarray(counts, dtype=np.float64).reshape((6,) * size)
-    y = _axiswise(c, [_TO_CLASS_SPAN] * size)
-    return _axiswise(y * y, [_SPAN_TO_CLASS] * size)
+    y = axiswise(c, [TO_CLASS_SPAN] * size)
+    return axiswise(y * y, [_SPAN_TO_CLASS] * size)
 
 
 def robust_table_bytes(size: int) -> int:
@@ -510,14 +583,14 @@ def robust_purity_from_counts(counts: np.ndarray, size: int, g: np.ndarray, se_g
         raise EstimationError(f"the purity U-statistic needs at least 3 snapshots, got {int(n)}")
     k = size
     kern = _Kernel.make(g, k)
-    s_p = _pauli_sums(c, k)
+    s_p = pauli_sums(c, k)
     pairs = n * (n - 1.0)
     # T_B = sum_{P: supp P = B} (S_P^2 - C_P), and sum_{P: supp P = B} C_P = N (each snapshot matches one).
-    cross = _axiswise(s_p * s_p, [_PAULI_TO_SUPPORT] * k).astype(np.float64) - n
+    cross = axiswise(s_p * s_p, [_PAULI_TO_SUPPORT] * k).astype(np.float64) - n
     terms = _subset_terms(kern, cross, pairs)
     u = float(terms.sum())
     # a_p = sum_{t != s} h(s, t) for a snapshot s of pattern p: sum_P w_P sigma_P(p) S_P - h(s, s).
-    a = _axiswise(kern.pauli_weight * s_p, [_TO_PAULI.T] * k).reshape(-1) - kern.self_value
+    a = axiswise(kern.pauli_weight * s_p, [_TO_PAULI.T] * k).reshape(-1) - kern.self_value
     cf = c.astype(np.float64)
     sum_aa = float(cf @ (a * a))
     classes = _pair_class_counts(c, k)
@@ -633,13 +706,13 @@ def _robust_clustered_purity(
     u_tables = []
     for i, sub in enumerate(subs):
         k = len(sub)
-        s_p = _pauli_sums(counts[i], k)
-        cross = (_axiswise(s_p * s_p, [_PAULI_TO_SUPPORT] * k).astype(np.float64)
+        s_p = pauli_sums(counts[i], k)
+        cross = (axiswise(s_p * s_p, [_PAULI_TO_SUPPORT] * k).astype(np.float64)
                  - same[i].reshape((2,) * k))
         terms = _subset_terms(kerns[i], cross, pairs)
         purity[i] = float(terms.sum())
         cal[i] = _calibration_sd(terms, *attenuations[i])
-        u_tables.append(_axiswise(kerns[i].pauli_weight * s_p, [_TO_PAULI.T] * k).reshape(-1))
+        u_tables.append(axiswise(kerns[i].pauli_weight * s_p, [_TO_PAULI.T] * k).reshape(-1))
     del counts
     loo: list[list[np.ndarray]] = [[] for _ in subs]
     for lengths, hists, usums in _setting_runs(source, subs, chunk_snapshots, None, None, u_tables):
@@ -956,14 +1029,17 @@ def _finish(
 __all__ = [
     "DEFAULT_MAX_SIZE",
     "DEFAULT_MEMORY_BUDGET",
+    "TO_CLASS_SPAN",
     "EntropyEstimates",
     "PurityStats",
+    "axiswise",
     "check_subsystems",
     "contiguous_subsystems",
     "counting_passes",
     "estimate_renyi2",
     "parse_subsystems",
     "pattern_counts",
+    "pauli_sums",
     "purity_from_counts",
     "robust_purity_from_counts",
     "robust_table_bytes",

@@ -141,11 +141,8 @@ def stabilizer_generators(circuit: stim.Circuit, n: int, *, max_weight: int | No
     kept: list[PauliString] = []
     skipped: list[str] = []
     for k in range(n):
-        g = tableau.z_output(k) if k < len(tableau) else stim.PauliString(n)
-        if k >= len(tableau):
-            g[k] = 3  # an untouched qubit stays in |0>: Z_k
-        letters = [(q, int(g[q]) - 1) for q in range(len(g)) if g[q]]
-        p = PauliString(tuple(q for q, _ in letters), tuple(c for _, c in letters))
+        # An untouched qubit stays in |0>: Z_k.
+        p = PauliString.from_stim(tableau.z_output(k)) if k < len(tableau) else PauliString((k,), (2,))
         if max_weight is not None and p.weight > max_weight:
             skipped.append(p.to_sparse())
         else:

@@ -68,11 +68,11 @@ import numpy as np
 from shadowlab.atomic import atomic_path
 from shadowlab.errors import EstimationError, ShadowlabError
 from shadowlab.estimate.entropy import (
-    _TO_CLASS_SPAN,
-    _axiswise,
-    _pauli_sums,
+    TO_CLASS_SPAN,
+    axiswise,
     check_subsystems,
     pattern_counts,
+    pauli_sums,
     require_uniform_scheme,
     subset_attenuations,
 )
@@ -118,7 +118,7 @@ def _pauli_matrix(coef: np.ndarray, k: int) -> np.ndarray:
 # Second moments of the robust snapshot matrices, per entry (i, i ^ x) (see _robust_entry_moments).
 # Per qubit a slot (x, p, q) = 4 x + 2 p + q: x = i_q ^ j_q, and the letters p, q of two Paulis with
 # a non-zero (i, j) entry (x = 0: I or Z; x = 1: X or Y). Column of the 7-value span
-# (_TO_CLASS_SPAN: all, basis X/Y/Z, signed X/Y/Z) whose count sum is sum_s sigma_P(s) sigma_Q(s)
+# (TO_CLASS_SPAN: all, basis X/Y/Z, signed X/Y/Z) whose count sum is sum_s sigma_P(s) sigma_Q(s)
 # on that qubit, or none (X with Y: never both matched).
 _SLOT_SOURCE = {0: 0, 1: 6, 2: 6, 3: 3, 4: 1, 7: 2}
 _SLOT_SELECT = np.zeros((8, 7))
@@ -145,21 +145,21 @@ def _robust_entry_moments(counts: np.ndarray, k: int, inv_g: np.ndarray) -> tupl
     ``X_s[i, j] = 2^-k sum_P r_P(s) P[i, j]`` with ``r_P(s) = 3^|P| sigma_P(s) / g_{supp P}``; only
     the ``2^k`` Paulis with ``X``/``Y`` where ``i_q != j_q`` and ``I``/``Z`` elsewhere contribute, so
     ``E|X_s[i, j]|^2 = 4^-k sum_{P, Q} P[i, j] conj(Q[i, j]) E[r_P r_Q]``, and ``E[r_P r_Q]`` is a
-    product, per qubit, of the 7 count sums of :data:`_TO_CLASS_SPAN`. All entries at once in
+    product, per qubit, of the 7 count sums of :data:`~shadowlab.estimate.entropy.TO_CLASS_SPAN`. All entries at once in
     ``O(k 8^k)`` operations (``8^k`` work arrays).
     """
     n = float(counts.sum())
-    span = _axiswise(np.asarray(counts, dtype=np.float64).reshape((6,) * k), [_TO_CLASS_SPAN] * k)
-    moments = _axiswise(span, [_SLOT_SELECT] * k)  # (8,)*k: sum_s sigma_P sigma_Q per slot string
+    span = axiswise(np.asarray(counts, dtype=np.float64).reshape((6,) * k), [TO_CLASS_SPAN] * k)
+    moments = axiswise(span, [_SLOT_SELECT] * k)  # (8,)*k: sum_s sigma_P sigma_Q per slot string
     del span
-    weight3 = inv_g * _axiswise(np.ones((2,) * k), [np.diag([1.0, 3.0])] * k)  # 3^|B| / g_B
-    u = _axiswise(weight3, [_SLOT_SUPPORT] * k)  # (4,)*k over (x, letter): 3^|P| / g_{supp P}
+    weight3 = inv_g * axiswise(np.ones((2,) * k), [np.diag([1.0, 3.0])] * k)  # 3^|B| / g_B
+    u = axiswise(weight3, [_SLOT_SUPPORT] * k)  # (4,)*k over (x, letter): 3^|P| / g_{supp P}
     pair_weight = u.reshape((2, 2, 1) * k) * u.reshape((2, 1, 2) * k)
     moments = moments * pair_weight.reshape((8,) * k) / (n * 4.0**k)
     del pair_weight
     out = []
     for table in (_ENTRY_ABS, _ENTRY_SQ):
-        r = _axiswise(moments, [table] * k).reshape((2, 2) * k)  # axes (x_0, i_0, x_1, i_1, ...)
+        r = axiswise(moments, [table] * k).reshape((2, 2) * k)  # axes (x_0, i_0, x_1, i_1, ...)
         r = r.transpose(list(range(0, 2 * k, 2)) + list(range(1, 2 * k, 2))).reshape(2**k, 2**k)  # [x, i]
         out.append(_entry_matrix(r))
     return out[0].real, out[1]
@@ -343,7 +343,7 @@ def _robust_rdm(counts: np.ndarray, qubits: tuple[int, ...], g: np.ndarray, se_g
     n = float(counts.sum())
     inv_g = 1.0 / np.asarray(g, dtype=np.float64).reshape((2,) * k)
     # r_P = 3^|P| S_P / (N g_{supp P}); matrix = 2^-k sum_P r_P P.
-    coef = _pauli_sums(counts, k) * _axiswise(inv_g, [_SUPPORT_TO_PAULI3] * k) / n
+    coef = pauli_sums(counts, k) * axiswise(inv_g, [_SUPPORT_TO_PAULI3] * k) / n
     mean = _pauli_matrix(coef, k)
     abs2, sq = _robust_entry_moments(counts, k, inv_g)
     corr = n / (n - 1.0)
@@ -351,7 +351,7 @@ def _robust_rdm(counts: np.ndarray, qubits: tuple[int, ...], g: np.ndarray, se_g
     var_im = np.maximum((abs2 - sq.real) / 2.0 - mean.imag**2, 0.0) * corr / n
     # Calibration: d entry / d g_B = -(B part of the matrix) / g_B; the bound sum_B |.| se_B / g_B.
     # The B part of entry (i, i ^ x) for all (B, x, i) at once: per qubit a letter goes to (in B, x, i).
-    parts = _axiswise(coef.astype(np.complex128), [_LETTER_PARTS] * k).reshape((2, 2, 2) * k) / 2.0**k
+    parts = axiswise(coef.astype(np.complex128), [_LETTER_PARTS] * k).reshape((2, 2, 2) * k) / 2.0**k
     parts = parts.transpose([3 * a + r for r in range(3) for a in range(k)]).reshape(2**k, 2**k, 2**k)
     slope = np.asarray(se_g, dtype=np.float64).reshape(-1) * inv_g.reshape(-1)  # se_B / g_B
     cal_re = _entry_matrix(np.tensordot(slope, np.abs(parts.real), axes=(0, 0)))

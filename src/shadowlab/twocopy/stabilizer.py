@@ -290,10 +290,7 @@ def signed_labels(generators: Sequence[stim.PauliString]) -> list[str]:
     """Sparse signed labels such as ``'+X0 Z3'`` or ``'-Y2'`` (qubit ``q`` = stim qubit ``q``)."""
     out = []
     for g in generators:
-        xs, zs = g.to_numpy()
-        codes = np.where(xs & zs, 1, np.where(xs, 0, 2))
-        support = np.flatnonzero(xs | zs)
-        p = PauliString(tuple(int(q) for q in support), tuple(int(codes[q]) for q in support))
+        p = PauliString.from_stim(g)
         sign = g.sign
         if sign not in (1, -1):  # pragma: no cover - Hermitian generators only
             raise ShadowlabError(f"generator {g} is not Hermitian")
@@ -568,9 +565,7 @@ def _as_generators(learned: StabilizerLearningResult | Sequence[stim.PauliString
             body = label.lstrip("+-").strip()
             if body and body[0].isalpha() and any(ch.isdigit() for ch in body):
                 p = PauliString.from_label(body)
-                ps = stim.PauliString(p.qubits[-1] + 1 if p.qubits else 1)
-                for q, code in zip(p.qubits, p.codes, strict=True):
-                    ps[q] = code + 1
+                ps = p.to_stim(p.qubits[-1] + 1 if p.qubits else 1)
             else:
                 ps = stim.PauliString(body)
             out.append(ps if sign == 1 else -ps)
