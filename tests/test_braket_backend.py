@@ -385,3 +385,48 @@ def test_twirl_masks_and_description(tmp_path: Path) -> None:
         clean.run_batch(scheme.settings, scheme.repeats, twirl=masks, save_to=tmp_path / "x.json")
     with pytest.raises(ShadowlabError, match="per-qubit values"):
         BraketLocalBackend("ghz:3", noise=NoiseModel(readout_p01=(0.1, 0.2)))
+
+
+# ------------------------------------------------------------------------------------------ what gets gate noise
+
+
+def test_gate_noise_follows_each_instruction_by_its_qubit_count() -> None:
+    from shadowlab.acquire.braket_backend import STATE_UNITARY_NAME, _gate_noise_by_arity
+
+    c = (Circuit().unitary(matrix=np.eye(4), targets=[0, 1], display_name=STATE_UNITARY_NAME).h(0).cnot(0, 1)
+         .ccnot(0, 1, 2).unitary(matrix=np.eye(2), targets=[2]).unitary(matrix=np.eye(4), targets=[1, 2]))
+    c.add_circuit(Circuit.from_ir("OPENQASM 3.0;\nqubit[3] q;\nctrl @ h q[2], q[0];"))
+    noisy = _gate_noise_by_arity(c, 0.1, 0.2)
+    got = [(type(i.operator).__name__, [int(q) for q in (*i.control, *i.target)]) for i in noisy.instructions]
+    assert got == [("Unitary", [0, 1]),  # a state vector's preparation: no gate noise
+                   ("H", [0]), ("Depolarizing", [0]),
+                   ("CNot", [0, 1]), ("TwoQubitDepolarizing", [0, 1]),
+                   ("CCNot", [0, 1, 2]),  # three qubits: none
+                   ("Unitary", [2]), ("Depolarizing", [2]),  # e.g. an OpenQASM 2 u3
+                   ("Unitary", [1, 2]), ("TwoQubitDepolarizing", [1, 2]),
+                   ("H", [2, 0]), ("TwoQubitDepolarizing", [2, 0])]  # ctrl @ h: control first
+    assert len(c.instructions) == 7  # the input is not modified
+
+
+@pytest.mark.parametrize("spec", ["random:1", "random:2", "random:3"])
+def test_small_statevector_with_gate_noise_runs(spec: str) -> None:
+    # Braket refused noise on the Unitary gate type (no fixed qubit count) for 1-2 qubit vectors.
+    backend = BraketLocalBackend(spec, noise=NoiseModel(depolarizing=0.01))
+    prep = backend.setting_circuit(np.full(backend.n_qubits, 2, dtype=np.uint8))
+    before_barrier = prep.instructions[:[type(i.operator).__name__ for i in prep.instructions].index("Barrier")]
+    assert [type(i.operator).__name__ for i in before_barrier] == ["Unitary"]
+    out = backend.run_batch(np.zeros((2, backend.n_qubits), dtype=np.uint8), np.array([3, 2]))
+    assert out.shape == (5, backend.n_qubits)
+
+
+def test_statevector_preparation_gets_no_gate_noise() -> None:
+    # |10> as a state vector at p = 0.3: only the measurement layer flips (2p/3 per qubit), as
+    # in shadowlab's simulator and on Aer.
+    p, shots = 0.3, 6000
+    psi = np.zeros(4, dtype=np.complex128)
+    psi[2] = 1.0
+    out = BraketLocalBackend(psi, noise=NoiseModel(depolarizing=p)).run_batch(np.full((1, 2), 2, dtype=np.uint8),
+                                                                           np.array([shots]))
+    assert within_5se(float((out != np.array([1, 0])).mean()), 2 * p / 3, 2 * shots)
+    assert "state vector's unitary" in BraketLocalBackend(psi, noise=NoiseModel(depolarizing=p)).describe()[
+        "noise"]["gate_noise_scope"]

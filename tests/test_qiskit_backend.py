@@ -487,3 +487,51 @@ def test_setting_circuits_uniform_layer_and_twirl() -> None:
     minimal = setting_circuits_qiskit("ghz:3", np.array([[0, 1, 2]], dtype=np.uint8), twirl=np.array([[0, 1, 1]]))[0]
     names = [(inst.operation.name, minimal.find_bit(inst.qubits[0]).index) for inst in minimal.data]
     assert ("x", 1) in names and ("x", 2) in names and ("x", 0) not in names
+
+
+# ------------------------------------------------------------------------------------------ what gets gate noise
+
+
+def test_statevector_preparation_gets_no_gate_noise() -> None:
+    # |10> as a state vector: only the measurement layer's depolarizing gate (flip 2p/3 per
+    # qubit) acts, as in shadowlab's simulator and on Braket. A synthesized StatePreparation
+    # would add the noise of its u/cx gates (a wrong rate well above 2p/3 at p = 0.3).
+    p, shots = 0.3, 6000
+    psi = np.zeros(4, dtype=np.complex128)
+    psi[2] = 1.0  # qubit 0 (most significant bit) is 1
+    backend = QiskitAerBackend(psi, noise_model=NoiseModel(depolarizing=p))
+    assert [inst.operation.name for inst in backend._prep.data] == ["initialize"]
+    out = backend.run_batch(np.full((1, 2), 2, dtype=np.uint8), np.array([shots]), seed=8)
+    wrong = float((out != np.array([1, 0])).mean())
+    assert wrong_rate_bound(wrong, 2 * p / 3, 2 * shots), wrong
+    scope = backend.describe()["gate_noise_scope"]
+    assert scope["state_vector_preparation"] == "one Initialize instruction, no gate noise"
+    assert QiskitAerBackend("random:2").describe()["gate_noise_scope"]["state_vector_preparation"] is not None
+    # Exported circuits keep a synthesizable StatePreparation.
+    assert state_circuit_qiskit(psi).data[0].operation.name == "state_preparation"
+    with pytest.raises(ShadowlabError, match="vector_preparation"):
+        state_circuit_qiskit(psi, vector_preparation="isometry")
+
+
+def test_describe_lists_stim_gates_run_as_several_noisy_gates() -> None:
+    state = PreparedState("mix", 3, circuit=stim.Circuit("H 0\nSQRT_Y 1\nCX 0 1\nXCZ 1 2\nISWAP 0 2\nC_XYZ 2"))
+    scope = QiskitAerBackend(state).describe()["gate_noise_scope"]
+    assert scope["stim_gates_as_several_noisy_gates"] == ["C_XYZ", "ISWAP", "SQRT_Y", "XCZ"]
+    assert scope["state_vector_preparation"] is None
+    assert QiskitAerBackend("ghz:3").describe()["gate_noise_scope"]["stim_gates_as_several_noisy_gates"] == []
+
+
+# ------------------------------------------------------------------------------------------ twirl grouping
+# (shadowlab.acquire.twirl needs no SDK; the tests are here with the back ends that use it.)
+
+
+def test_twirled_run_on_70_qubits_undoes_every_mask() -> None:
+    # |0...0> on 70 qubits (Aer's stabilizer method): every corrected Z outcome is 0. Masks that
+    # differ only in qubits >= 63 must run as different circuits.
+    n, shots = 70, 40
+    rng = np.random.default_rng(3)
+    masks = np.zeros((shots, n), dtype=np.uint8)
+    masks[:, 63:] = rng.integers(0, 2, size=(shots, n - 63))
+    backend = QiskitAerBackend(QuantumCircuit(n), readout_twirl=True, backend_options={"method": "stabilizer"})
+    out = backend.run_batch(np.full((1, n), 2, dtype=np.uint8), np.array([shots]), seed=1, twirl=masks)
+    assert out.shape == (shots, n) and not out.any()

@@ -363,3 +363,20 @@ def test_cli_errors(run, tmp_path, args, message):
     assert r.stderr.startswith("error:") and message in r.stderr and r.stderr.count("\n") <= 3, r.stderr
     assert not (tmp_path / "x.json").exists() and not (tmp_path / "x.zarr").exists()
     assert (tmp_path / "exists.json").read_text() == "{}"
+
+
+def test_zero_spec_has_one_parser():
+    # calibration_state_size reads zero:N with prepare_state's parser: same sizes, same errors.
+    from shadowlab.acquire.clifford_shadows import calibration_state_size
+    from shadowlab.acquire.simulate import prepare_state
+
+    assert calibration_state_size("zero:5") == prepare_state("zero:5").n_qubits == 5
+    assert calibration_state_size(" Zero:2") == 2 and calibration_state_size("ghz:3") is None
+    for bad in ("zero", "zero:x", "zero:0"):
+        with pytest.raises(ShadowlabError) as ours:
+            calibration_state_size(bad)
+        with pytest.raises(ShadowlabError) as theirs:
+            prepare_state(bad)
+        assert str(ours.value) == str(theirs.value)
+    with pytest.raises(ShadowlabError, match="zero:N"):
+        make_state("zero")

@@ -76,3 +76,70 @@ def test_cli_run_import_circuits(run, tmp_path) -> None:
     assert r.exit_code == 0 and "cx q[0], q[2];" in (tmp_path / "c.qasm").read_text()
     r = run("twocopy", "run", "ghz:2", "-o", "x.zarr", "--backend", "ionq")
     assert r.exit_code == 1 and "qiskit-aer or braket-local" in r.output
+
+
+# ------------------------------------------------------------------------------------------ noise semantics
+
+PAULIS = [np.eye(2), np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]]), np.diag([1.0, -1.0])]
+
+
+def _bell_distribution_exact(psi: np.ndarray, noise) -> np.ndarray:
+    """Probabilities of the 4 records (a_0, c_0) of the one-qubit two-copy circuit under ``noise``.
+
+    shadowlab.acquire.noise semantics, written out on the 4x4 density matrix (qubit 0 = copy A =
+    most significant bit): the preparations are state vectors (no gate noise); CNOT(0 -> 1) then
+    DEPOLARIZE2(p2) (each of the 15 Pauli pairs with p2/15); H(0) then DEPOLARIZE1(p) (X, Y, Z
+    with p/3 each); then each bit read with the flips p01 (0 -> 1) and p10 (1 -> 0).
+    """
+    rho = np.kron(np.outer(psi, psi.conj()), np.outer(psi, psi.conj()))
+    cnot = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=complex)
+    rho = cnot @ rho @ cnot.conj().T
+    p2 = noise.p2
+    pairs = [np.kron(a, b) for a in PAULIS for b in PAULIS][1:]
+    rho = (1 - p2) * rho + p2 / 15 * sum(e @ rho @ e.conj().T for e in pairs)
+    h0 = np.kron(np.array([[1, 1], [1, -1]]) / np.sqrt(2), np.eye(2))
+    rho = h0 @ rho @ h0.conj().T
+    p = noise.depolarizing
+    singles = [np.kron(s, np.eye(2)) for s in PAULIS[1:]]
+    rho = (1 - p) * rho + p / 3 * sum(e @ rho @ e.conj().T for e in singles)
+    probs = np.real(np.diag(rho)).reshape(2, 2)
+    read = np.array([[1 - noise.readout_p01, noise.readout_p01], [noise.readout_p10, 1 - noise.readout_p10]])
+    return np.einsum("ab,ac,bd->cd", probs, read, read).ravel()
+
+
+def _check_distribution(data, expected: np.ndarray) -> None:
+    index = data.a[:, 0].astype(np.int64) * 2 + data.c[:, 0]
+    freq = np.bincount(index, minlength=4) / data.n_shots
+    se = np.sqrt(expected * (1 - expected) / data.n_shots)
+    assert np.all(np.abs(freq - expected) <= 5 * se), (freq, expected)
+
+
+def test_noise_means_the_same_on_aer_and_braket() -> None:
+    # Large probabilities, so that other semantics (one-qubit noise after the CNOT, symmetric
+    # readout, noisy synthesized state preparations) would be far outside 5 standard errors.
+    pytest.importorskip("braket.devices")
+    from shadowlab.acquire.noise import NoiseModel
+    from shadowlab.twocopy.devices import run_two_copy_braket, run_two_copy_qiskit
+
+    psi = haar_random_state(1, np.random.default_rng(7))
+    noise = NoiseModel(depolarizing=0.2, two_qubit_depolarizing=0.3, readout_p01=0.05, readout_p10=0.2)
+    expected = _bell_distribution_exact(psi, noise)
+    shots = 4000
+    aer = run_two_copy_qiskit(psi, shots, seed=11, noise_model=noise)
+    _check_distribution(aer, expected)
+    braket = run_two_copy_braket(psi, shots, noise=noise.record())  # a spec dict: the same model
+    _check_distribution(braket, expected)
+    assert aer.metadata["noise_model"] == braket.metadata["noise"] == noise.record()
+    assert braket.metadata["device"] == "braket_dm"
+    with pytest.raises(ShadowlabError, match="spec dict"):
+        run_two_copy_braket(psi, 10, noise=0.1)
+    with pytest.raises(ShadowlabError, match="unknown noise parameter"):
+        run_two_copy_braket(psi, 10, noise={"depolarising": 0.1})
+
+
+def test_cli_twocopy_noise_flags_on_both_back_ends(run) -> None:
+    pytest.importorskip("braket.devices")
+    for backend in ("qiskit-aer", "braket-local"):
+        r = run("twocopy", "run", "random:1", "-o", f"{backend}.zarr", "-n", "50", "--backend", backend,
+                "--depolarizing", "0.1", "--readout", "0.05")
+        assert r.exit_code == 0, r.output

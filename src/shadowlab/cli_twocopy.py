@@ -311,14 +311,15 @@ def run_device(
     if save_results is not None:
         check_can_write(save_results, force=force)
     noise = {k: v for k, v in (("depolarizing", depolarizing), ("readout", readout)) if v}
-    for key, value in noise.items():
-        if not 0.0 <= value <= 1.0:
-            raise ShadowlabError(f"--{key} must be a probability in [0, 1], got {value}")
-    if backend == "qiskit-aer":
-        from shadowlab.acquire.run import qiskit_noise_model
+    if noise:
+        from shadowlab.acquire.noise import NoiseModel
 
-        data = run_two_copy_qiskit(state, shots, seed=seed, noise_model=qiskit_noise_model(noise) if noise else None,
-                                   save_to=save_results)
+        try:
+            NoiseModel.from_spec(noise)  # the same checks and meaning on both back ends
+        except ShadowlabError as exc:
+            raise ShadowlabError(f"--depolarizing/--readout: {exc}") from None
+    if backend == "qiskit-aer":
+        data = run_two_copy_qiskit(state, shots, seed=seed, noise_model=noise or None, save_to=save_results)
     elif backend == "braket-local":
         if save_results is not None:
             raise ShadowlabError("--save-results is available for qiskit-aer only")

@@ -22,9 +22,17 @@ Noise
 A :class:`shadowlab.acquire.noise.NoiseModel` (or a spec dict :meth:`NoiseModel.from_spec`
 reads) is simulated on the density-matrix simulator with the same semantics as the other back
 ends: Braket's ``Depolarizing(p)`` (``X``, ``Y``, ``Z`` each with ``p/3``, stim's
-``DEPOLARIZE1``) after every one-qubit gate of the state preparation, ``TwoQubitDepolarizing(p2)``
-(each of the 15 Pauli pairs with ``p2/15``) after every two-qubit gate; gates on three or more
-qubits (``ccnot``, a state vector's ``unitary``) get none. The *measurement layer* is the
+``DEPOLARIZE1``) after every one-qubit gate instruction of the state preparation,
+``TwoQubitDepolarizing(p2)`` (each of the 15 Pauli pairs with ``p2/15``, stim's ``DEPOLARIZE2``)
+after every two-qubit one (controls count as qubits); gates on three or more qubits (``ccnot``)
+get none, and a state vector's preparation (one ``unitary`` named :data:`STATE_UNITARY_NAME`)
+gets none whatever its size: as in shadowlab's own simulator and on Aer, a state vector has no
+gates. What counts as a gate follows the circuit Braket runs: a stim gate outside the small set
+both SDKs name (``SQRT_Y``, ``C_XYZ``, ``XCZ``, ...) is several H/S/CX gates, each with its own
+noise (:func:`~shadowlab.acquire.qiskit_backend.stim_gate_sequence`), where
+:func:`~shadowlab.acquire.noise.add_circuit_noise` adds one channel per stim gate; OpenQASM files
+are run gate by gate (shadowlab's simulator turns them into noise-free state vectors). The
+*measurement layer* is the
 noise-free rotation (``si``/``h``) followed by one explicit ``depolarizing(p)`` on **every**
 qubit, whatever its basis -- exactly one noisy rotation gate per qubit, as the robust-shadow
 assumption wants, while the saved program keeps the plain rotations that
@@ -68,6 +76,7 @@ from shadowlab.acquire.result_files import (
     write_braket_results,
 )
 from shadowlab.acquire.simulate import PreparedState, prepare_state
+from shadowlab.acquire.twirl import check_twirl_masks, group_shots
 from shadowlab.atomic import check_can_write
 from shadowlab.errors import InputFormatError, ShadowlabError, StateError
 
@@ -76,7 +85,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_UNITARY_STATE_QUBITS",
-    "NOISE_SPEC_KEYS",
+    "STATE_UNITARY_NAME",
     "BraketLocalBackend",
     "setting_circuits_braket",
     "state_circuit_braket",
@@ -85,8 +94,8 @@ __all__ = [
 BRAKET_EXTRA = "pip install 'shadowlab[braket]'"
 #: Largest state vector prepared with one Braket ``unitary`` instruction (its matrix travels as text).
 MAX_UNITARY_STATE_QUBITS = 6
-#: Keys of a noise spec dict (probabilities).
-NOISE_SPEC_KEYS = ("depolarizing", "two_qubit_depolarizing", "readout")
+#: Display name of the ``unitary`` instruction that prepares a state vector; it gets no gate noise.
+STATE_UNITARY_NAME = "StatePrep"
 
 _BRAKET_GATES = {"I": "i", "X": "x", "Y": "y", "Z": "z", "H": "h", "S": "s", "S_DAG": "si", "SQRT_X": "v",
                  "SQRT_X_DAG": "vi", "CX": "cnot", "CY": "cy", "CZ": "cz", "SWAP": "swap", "ISWAP": "iswap"}
@@ -178,7 +187,7 @@ def _braket_from_statevector(psi: np.ndarray, n: int, what: str) -> Circuit:
                              f"beyond the {MAX_UNITARY_STATE_QUBITS}-qubit limit for preparing it with one unitary "
                              "gate; give a circuit instead (a braket Circuit, an OpenQASM file or a stim circuit)")
     # Braket unitaries are big-endian in their targets, like shadowlab's state vectors.
-    return Circuit().unitary(matrix=_householder_unitary(psi), targets=list(range(n)))
+    return Circuit().unitary(matrix=_householder_unitary(psi), targets=list(range(n)), display_name=STATE_UNITARY_NAME)
 
 
 def _braket_from_stim(circuit: stim.Circuit) -> Circuit:
@@ -360,17 +369,46 @@ def _asymmetric_readout_kraus(p01: float, p10: float) -> list[np.ndarray]:
 
 
 def _gate_noise_by_arity(circuit: Circuit, p1: float, p2: float) -> Circuit:
-    """``Depolarizing(p1)`` after every one-qubit gate and ``TwoQubitDepolarizing(p2)`` after every two-qubit gate."""
-    from braket.circuits import noises
+    """A copy of ``circuit`` with gate noise after each gate instruction, by its number of qubits.
+
+    ``Depolarizing(p1)`` after every gate instruction on one qubit, ``TwoQubitDepolarizing(p2)``
+    (on control then target) after every one on two qubits (controls count: ``ctrl @ h`` is a
+    two-qubit gate), nothing after gates on three or more qubits and nothing after the
+    ``unitary`` that prepares a state vector (:data:`STATE_UNITARY_NAME`), whatever its size --
+    as in shadowlab's own simulator, a state vector has no gates. Other ``unitary`` instructions
+    (OpenQASM 2 gates without a Braket equivalent) count as gates of their size. Noise is
+    inserted instruction by instruction, not with ``Circuit.apply_gate_noise``, which refuses
+    gate types without a fixed qubit count (``Unitary``) and would put one-qubit noise on each
+    qubit of a multi-qubit gate of a targeted type.
+    """
+    from braket.circuits import Circuit, Instruction, noises
     from braket.circuits.gate import Gate
 
-    gates = [ins.operator for ins in circuit.instructions if isinstance(ins.operator, Gate)]
-    one = sorted({type(g) for g in gates if g.qubit_count == 1}, key=lambda t: t.__name__)
-    two = sorted({type(g) for g in gates if g.qubit_count == 2}, key=lambda t: t.__name__)
-    if p1 > 0 and one:
-        circuit.apply_gate_noise(noises.Depolarizing(p1), target_gates=one)
-    if p2 > 0 and two:
-        circuit.apply_gate_noise(noises.TwoQubitDepolarizing(p2), target_gates=two)
+    out = Circuit()
+    for ins in circuit.instructions:
+        out.add_instruction(ins)
+        op = ins.operator
+        if not isinstance(op, Gate) or _is_state_unitary(op):
+            continue
+        qubits = [int(q) for q in ins.control] + [int(q) for q in ins.target]
+        if len(qubits) == 1 and p1 > 0:
+            out.add_instruction(Instruction(noises.Depolarizing(p1), qubits))
+        elif len(qubits) == 2 and p2 > 0:
+            out.add_instruction(Instruction(noises.TwoQubitDepolarizing(p2), qubits))
+    return out
+
+
+def _is_state_unitary(operator: Any) -> bool:
+    from braket.circuits.gates import Unitary
+
+    return isinstance(operator, Unitary) and tuple(operator.ascii_symbols)[:1] == (STATE_UNITARY_NAME,)
+
+
+def _readout_noise(circuit: Circuit, p01: np.ndarray, p10: np.ndarray) -> Circuit:
+    """The asymmetric readout Kraus channel on every qubit ``q`` with ``p01[q]`` or ``p10[q]`` > 0 (appended)."""
+    for q in range(len(p01)):
+        if p01[q] > 0 or p10[q] > 0:
+            circuit.kraus([q], _asymmetric_readout_kraus(float(p01[q]), float(p10[q])))
     return circuit
 
 
@@ -380,38 +418,18 @@ def _has_noise(circuit: Circuit) -> bool:
     return any(isinstance(ins.operator, Noise) for ins in circuit.instructions)
 
 
-class _NoiseSpec:
-    """Gate noise after every gate (of the state preparation and the rotations) and readout noise."""
+class _BraketNoiseObjects:
+    """Braket ``Noise`` objects applied after every gate (of the state preparation and the rotations)."""
 
-    def __init__(self, spec: Mapping[str, Any] | Any) -> None:
-        from braket.circuits import noises
+    def __init__(self, spec: Any) -> None:
         from braket.circuits.noise import Noise
 
-        self.gate: list[Any] = []
-        self.two_qubit: list[Any] = []
-        self.readout: list[Any] = []
-        if isinstance(spec, Mapping):
-            unknown = set(spec) - set(NOISE_SPEC_KEYS)
-            if unknown:
-                raise ShadowlabError(f"noise spec keys {sorted(unknown)} are not known; expected some of "
-                                     f"{', '.join(NOISE_SPEC_KEYS)} (probabilities)")
-            try:
-                if spec.get("depolarizing"):
-                    self.gate.append(noises.Depolarizing(float(spec["depolarizing"])))
-                if spec.get("two_qubit_depolarizing"):
-                    self.two_qubit.append(noises.TwoQubitDepolarizing(float(spec["two_qubit_depolarizing"])))
-                if spec.get("readout"):
-                    self.readout.append(noises.BitFlip(float(spec["readout"])))
-            except (ValueError, TypeError) as exc:
-                raise ShadowlabError(f"noise spec {dict(spec)}: {exc}") from None
-            self.summary: Any = {k: float(v) for k, v in spec.items()}
-        else:
-            items = list(spec) if isinstance(spec, Sequence) else [spec]
-            if not all(isinstance(x, Noise) for x in items):
-                raise ShadowlabError("noise must be a dict spec, a braket NoiseModel, a callable, or braket Noise "
-                                     "objects (applied after every gate)")
-            self.gate = items
-            self.summary = [repr(x) for x in items]
+        items = list(spec) if isinstance(spec, Sequence) else [spec]
+        if not all(isinstance(x, Noise) for x in items):
+            raise ShadowlabError("noise must be a shadowlab NoiseModel or spec dict, a braket NoiseModel, a callable, "
+                                 f"or braket Noise objects (applied after every gate); got {type(spec).__name__}")
+        self.gate = items
+        self.summary = [repr(x) for x in items]
 
     def gates(self, circuit: Circuit) -> Circuit:
         from braket.circuits.gate import Gate
@@ -419,18 +437,9 @@ class _NoiseSpec:
         # Explicit gate classes: with target_gates=None Braket would also add noise after barriers.
         gates = [ins.operator for ins in circuit.instructions if isinstance(ins.operator, Gate)]
         kinds = sorted({type(g) for g in gates}, key=lambda t: t.__name__)
-        two = sorted({type(g) for g in gates if g.qubit_count == 2}, key=lambda t: t.__name__)
         for noise in self.gate:
             if kinds:
                 circuit.apply_gate_noise(noise, target_gates=kinds)
-        for noise in self.two_qubit:
-            if two:
-                circuit.apply_gate_noise(noise, target_gates=two)
-        return circuit
-
-    def measured(self, circuit: Circuit) -> Circuit:
-        for noise in self.readout:
-            circuit.apply_readout_noise(noise)
         return circuit
 
 
@@ -500,7 +509,7 @@ class BraketLocalBackend:
         self.readout_twirl = bool(readout_twirl)
         self._noise_model = noise if isinstance(noise, NoiseModel) else None
         self._callable: Callable[[Circuit], Circuit] | None = None
-        self._spec: _NoiseSpec | None = None
+        self._spec: _BraketNoiseObjects | None = None
         self.noise: ShadowlabNoise | None = None
         if isinstance(noise, Mapping):
             noise = ShadowlabNoise.from_spec(noise)
@@ -512,7 +521,7 @@ class BraketLocalBackend:
         elif callable(noise):
             self._callable = noise
         else:
-            self._spec = _NoiseSpec(noise)
+            self._spec = _BraketNoiseObjects(noise)
         noisy = (noise is not None and not (self.noise is not None and self.noise.is_noiseless)) or _has_noise(prep)
         self.device_name = device or ("braket_dm" if noisy else "braket_sv")
         if noisy and self.device_name == "braket_sv":
@@ -538,7 +547,9 @@ class BraketLocalBackend:
             return None
         if self.noise is not None:
             return {**self.noise.record(), "readout_emulation": "Kraus channel before each measurement",
-                    "measurement_layer_emulation": "noise-free si/h, then depolarizing(p) on every qubit"}
+                    "measurement_layer_emulation": "noise-free si/h, then depolarizing(p) on every qubit",
+                    "gate_noise_scope": "after each one-/two-qubit gate instruction of the preparation; none after "
+                                        "gates on 3+ qubits or a state vector's unitary"}
         if self._spec is not None:
             return self._spec.summary
         if self._callable is not None:
@@ -557,15 +568,11 @@ class BraketLocalBackend:
             for q in np.flatnonzero(np.asarray(twirl)).tolist():
                 rotations.x(q)
         if self.noise is not None:
-            p01, p10 = self.noise.readout(self.n_qubits)
-            for q in range(self.n_qubits):
-                if self.noise.depolarizing > 0:
+            if self.noise.depolarizing > 0:
+                for q in range(self.n_qubits):
                     rotations.depolarizing(q, probability=float(self.noise.depolarizing))
-                if p01[q] > 0 or p10[q] > 0:
-                    rotations.kraus([q], _asymmetric_readout_kraus(float(p01[q]), float(p10[q])))
+            _readout_noise(rotations, *self.noise.readout(self.n_qubits))
         circuit = _assemble(self._prep, rotations, self.n_qubits)
-        if self._spec is not None:
-            circuit = self._spec.measured(circuit)
         if self._callable is not None:
             circuit = self._callable(circuit)
             from braket.circuits import Circuit
@@ -608,13 +615,11 @@ class BraketLocalBackend:
         """
         from braket.task_result import GateModelTaskResult
 
-        from shadowlab.acquire.qiskit_backend import _check_masks
-
         sets, reps = check_settings_repeats(settings, repeats, self.n_qubits)
         total = int(reps.sum())
         masks = None
         if twirl is not None:
-            masks = _check_masks(twirl, total, self.n_qubits, "twirl")
+            masks = check_twirl_masks(twirl, total, self.n_qubits, "twirl")
             if save_to is not None:
                 raise ShadowlabError("save_to is not available with readout twirling on the Braket back end: each "
                                      "setting runs as several tasks (one per mask) whose raw bits differ from the "
@@ -624,23 +629,13 @@ class BraketLocalBackend:
                                  f"twirl=<({total}, {self.n_qubits}) uint8 array>")
         if save_to is not None:
             check_can_write(save_to, force=False)
-        if masks is None:
-            offsets = np.concatenate([[0], np.cumsum(reps)])
-            tasks = [(g, None, np.arange(offsets[g], offsets[g + 1])) for g in range(sets.shape[0])]
-        else:
-            shot_setting = np.repeat(np.arange(sets.shape[0], dtype=np.int64), reps)
-            code = masks.astype(np.int64) @ (1 << np.arange(self.n_qubits, dtype=np.int64))
-            unique, first, inverse = np.unique(np.stack([shot_setting, code], axis=1), axis=0, return_index=True,
-                                               return_inverse=True)
-            inverse = inverse.reshape(-1)
-            order = np.argsort(inverse, kind="stable")
-            bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=unique.shape[0]))])
-            tasks = [(int(unique[j, 0]), masks[first[j]], order[bounds[j]:bounds[j + 1]])
-                     for j in range(unique.shape[0])]
+        groups = group_shots(sets, reps, masks)
+        tasks = [(groups.settings[j], None if groups.masks is None else groups.masks[j], groups.rows[j])
+                 for j in range(len(groups.rows))]
         outcomes = np.empty((total, self.n_qubits), dtype=np.uint8)
         records = []
-        for j, (g, mask, rows) in enumerate(tasks):
-            result = self._device.run(self.setting_circuit(sets[g], mask), shots=int(rows.size)).result()
+        for j, (setting, mask, rows) in enumerate(tasks):
+            result = self._device.run(self.setting_circuit(setting, mask), shots=int(rows.size)).result()
             model = GateModelTaskResult(
                 measurements=np.asarray(result.measurements, dtype=np.int64).tolist(),
                 measuredQubits=[int(q) for q in result.measured_qubits],

@@ -280,17 +280,22 @@ def make_state(
 
 
 def calibration_state_size(spec: str) -> int | None:
-    """``N`` for the calibration spec ``zero:N`` (None for any other spec)."""
-    name, sep, arg = spec.strip().partition(":")
-    if name.lower() != "zero" or not sep:
+    """``N`` for the calibration spec ``zero:N`` (None for any other spec).
+
+    ``zero:N`` is parsed and checked by :func:`shadowlab.acquire.simulate.prepare_state` (one
+    parser for every simulator), which raises :class:`ShadowlabError` for ``zero``, ``zero:x``
+    or ``zero:0``.
+
+    Examples
+    --------
+    >>> calibration_state_size("zero:3"), calibration_state_size("ghz:3")
+    (3, None)
+    """
+    from shadowlab.acquire.simulate import prepare_state
+
+    if spec.split(":", 1)[0].strip().lower() != "zero":
         return None
-    try:
-        n = int(arg)
-    except ValueError:
-        raise ShadowlabError(f"{spec!r}: expected zero:N with N the number of qubits") from None
-    if n < 1:
-        raise ShadowlabError(f"{spec!r}: the calibration state needs at least one qubit")
-    return n
+    return prepare_state(spec.strip()).n_qubits
 
 
 def load_stabilizer_circuit(spec: str) -> stim.Circuit:

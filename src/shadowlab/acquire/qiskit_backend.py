@@ -55,6 +55,7 @@ from shadowlab.acquire.result_files import (
 )
 from shadowlab.acquire.simulate import PreparedState, prepare_state
 from shadowlab.acquire.stim_sampler import check_state_circuit
+from shadowlab.acquire.twirl import check_twirl_masks, group_shots
 from shadowlab.atomic import check_can_write
 from shadowlab.errors import InputFormatError, ShadowlabError, StateError
 
@@ -68,6 +69,7 @@ __all__ = [
     "AER_NOISY_1Q_GATES",
     "AER_NOISY_2Q_GATES",
     "QASM_SUFFIXES",
+    "VECTOR_PREPARATIONS",
     "QiskitAerBackend",
     "measurement_u_angles",
     "noise_model_from_spec",
@@ -234,14 +236,18 @@ def _unitary_part(circuit: QuantumCircuit, what: str) -> QuantumCircuit:
     return out
 
 
-def _qiskit_from_statevector(psi: np.ndarray, n: int, name: str) -> QuantumCircuit:
+#: How :func:`state_circuit_qiskit` prepares a state vector (its ``vector_preparation`` choices).
+VECTOR_PREPARATIONS = ("state_preparation", "initialize")
+
+
+def _qiskit_from_statevector(psi: np.ndarray, n: int, name: str, how: str = "state_preparation") -> QuantumCircuit:
     from qiskit import QuantumCircuit, QuantumRegister
-    from qiskit.circuit.library import StatePreparation
+    from qiskit.circuit.library import Initialize, StatePreparation
 
     # shadowlab: qubit 0 = most significant bit; Qiskit: qubit 0 = least significant bit.
     little = np.asarray(psi, dtype=np.complex128).reshape((2,) * n).transpose(tuple(range(n))[::-1]).ravel()
     qc = QuantumCircuit(QuantumRegister(n, "q"), name=name)
-    qc.append(StatePreparation(little), list(range(n)))
+    qc.append((Initialize if how == "initialize" else StatePreparation)(little), list(range(n)))
     return qc
 
 
@@ -254,17 +260,17 @@ def _qiskit_from_stim(circuit: stim.Circuit, n: int, name: str) -> QuantumCircui
     return qc
 
 
-def _qiskit_from_prepared(state: PreparedState) -> QuantumCircuit:
+def _qiskit_from_prepared(state: PreparedState, how: str = "state_preparation") -> QuantumCircuit:
     if state.circuit is not None:
         return _qiskit_from_stim(state.circuit, state.n_qubits, _safe_name(state.description))
-    return _qiskit_from_statevector(state.statevector, state.n_qubits, _safe_name(state.description))
+    return _qiskit_from_statevector(state.statevector, state.n_qubits, _safe_name(state.description), how)
 
 
 def _safe_name(description: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]+", "_", Path(description).name).strip("_") or "state"
 
 
-def state_circuit_qiskit(state: Any) -> QuantumCircuit:
+def state_circuit_qiskit(state: Any, *, vector_preparation: str = "state_preparation") -> QuantumCircuit:
     """A Qiskit circuit preparing ``state`` from ``|0...0>``, without measurements.
 
     Parameters
@@ -285,6 +291,14 @@ def state_circuit_qiskit(state: Any) -> QuantumCircuit:
           (:func:`stim_gate_sequence`); state vectors become a ``StatePreparation`` gate (its
           synthesis grows as ``2^n``: fine for small ``n``);
         * a state vector (``numpy`` array of length ``2^n``, qubit 0 = most significant bit).
+    vector_preparation:
+        How a state vector (from a ``PreparedState``, a spec, a ``.npy`` file or an array) is
+        prepared: ``"state_preparation"`` (default) a ``StatePreparation`` gate, which the
+        transpiler synthesizes into basis gates (for devices and exported programs);
+        ``"initialize"`` one ``Initialize`` instruction, which Aer executes natively (it sets
+        the state; no synthesis) and to which no gate-noise model attaches errors -- what
+        :class:`QiskitAerBackend` uses, so that a state vector gets no gate noise, as in
+        shadowlab's simulator and on Braket. Circuits and programs are not affected.
 
     Returns
     -------
@@ -295,17 +309,20 @@ def state_circuit_qiskit(state: Any) -> QuantumCircuit:
     _require_qiskit("state_circuit_qiskit")
     from qiskit import QuantumCircuit
 
+    if vector_preparation not in VECTOR_PREPARATIONS:
+        raise ShadowlabError(f"vector_preparation must be one of {', '.join(VECTOR_PREPARATIONS)}, got "
+                             f"{vector_preparation!r}")
     if isinstance(state, QuantumCircuit):
         return _unitary_part(state, f"circuit {state.name!r}")
     if isinstance(state, PreparedState):
-        return _qiskit_from_prepared(state)
+        return _qiskit_from_prepared(state, vector_preparation)
     if isinstance(state, stim.Circuit):
         return _qiskit_from_stim(state, state.num_qubits, "stim_circuit")
     if isinstance(state, np.ndarray):
         from shadowlab.acquire.statevector import validate_statevector
 
         psi, n = validate_statevector(state, what="state vector")
-        return _qiskit_from_statevector(psi, n, "statevector")
+        return _qiskit_from_statevector(psi, n, "statevector", vector_preparation)
     if isinstance(state, str) and _looks_like_program(state):
         return _unitary_part(_qiskit_from_qasm(state, None), "the OpenQASM program")
     if isinstance(state, str | os.PathLike):
@@ -318,7 +335,7 @@ def state_circuit_qiskit(state: Any) -> QuantumCircuit:
             except UnicodeDecodeError as exc:
                 raise InputFormatError(f"not UTF-8 text ({exc.reason})", path=p) from None
             return _unitary_part(_qiskit_from_qasm(text, p), f"{p}")
-        return _qiskit_from_prepared(prepare_state(os.fspath(state)))
+        return _qiskit_from_prepared(prepare_state(os.fspath(state)), vector_preparation)
     raise ShadowlabError(f"state: expected a qiskit QuantumCircuit, an OpenQASM file, a PreparedState, a stim "
                          f"circuit, a state vector or a state spec such as 'ghz:4'; got {type(state).__name__}")
 
@@ -390,7 +407,7 @@ def setting_circuits_qiskit(state_circuit: Any, settings: Any, *, first_index: i
     prep = state_circuit_qiskit(state_circuit)
     n = prep.num_qubits
     sets = check_settings(settings, n)
-    masks = None if twirl is None else _check_masks(twirl, sets.shape[0], n, "twirl")
+    masks = None if twirl is None else check_twirl_masks(twirl, sets.shape[0], n, "twirl")
     circuits = []
     for g, (row, label) in enumerate(zip(sets, setting_labels(sets), strict=True)):
         index = first_index + g
@@ -418,17 +435,6 @@ def setting_circuits_qiskit(state_circuit: Any, settings: Any, *, first_index: i
         qc.measure(list(range(n)), list(range(n)))
         circuits.append(qc)
     return circuits
-
-
-def _check_masks(masks: Any, rows: int, n: int, what: str) -> np.ndarray:
-    m = np.asarray(masks)
-    if m.shape != (rows, n):
-        raise ShadowlabError(f"{what} must be a ({rows}, {n}) array of 0/1 masks (one row per shot, one column per "
-                             f"qubit), got shape {m.shape}")
-    if m.size and ((not np.issubdtype(m.dtype, np.integer) and m.dtype != np.bool_) or int(m.min()) < 0
-                   or int(m.max()) > 1):
-        raise ShadowlabError(f"{what} must hold 0/1 integers (1 = X flip before the measurement)")
-    return np.ascontiguousarray(m, dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------------------------
@@ -562,6 +568,25 @@ class QiskitAerBackend:
 
     Notes
     -----
+    What gets gate noise. A gate-noise model (a shadowlab ``NoiseModel`` or a hand-made Aer model)
+    acts on the preparation's gates *after transpilation* to the simulator's basis, so:
+
+    * a state vector (a spec such as ``"random:4"``, a ``.npy`` file, a ``PreparedState`` or an
+      array) is prepared by one ``Initialize`` instruction, which Aer runs natively and no noise
+      model covers: it gets **no** gate noise, as in shadowlab's own simulator
+      (:mod:`shadowlab.acquire.simulate`) and on Braket (only the measurement layer and readout
+      are noisy);
+    * a stim circuit is translated by :func:`stim_gate_sequence`: a gate outside ``I X Y Z H S
+      S_DAG SQRT_X SQRT_X_DAG CX CY CZ SWAP`` (``SQRT_Y``, ``H_YZ``, ``C_XYZ``, ``XCZ``,
+      ``SQRT_XX``, ...) becomes several H/S/CX gates, and ``ISWAP`` (not an Aer basis gate) is
+      decomposed by the transpiler, each piece with its own depolarizing channel, where
+      :func:`shadowlab.acquire.noise.add_circuit_noise` (shadowlab's simulator, and exact values
+      computed from ``NoiseModel.state_circuit``) adds one channel per stim gate. For
+      circuits of the directly translated gates the two agree exactly; :meth:`describe` lists
+      the stim gates that do not (``gate_noise_scope``);
+    * a ``QuantumCircuit`` or OpenQASM program is noisy gate by gate (shadowlab's simulator runs
+      an OpenQASM file as a noise-free state vector).
+
     A batch runs one pub per distinct (setting, twirl mask) (shots = its count), all pubs with
     the same shot count in a single ``SamplerV2.run`` call -- so a plan with equal repeats and no
     twirl is one sampler run. Pubs with different shot counts go into separate runs (Aer's
@@ -596,8 +621,12 @@ class QiskitAerBackend:
             raise ShadowlabError(f"noise_model must be a shadowlab.acquire.noise.NoiseModel or a "
                                  f"qiskit_aer.noise.NoiseModel, got {type(noise_model).__name__}")
         self.seed_offset = _check_seed(seed_offset, "seed_offset")
-        circuit = state_circuit_qiskit(state)
+        state = _resolve_spec(state)
+        # A state vector is one Initialize instruction (native in Aer, never given gate noise).
+        circuit = state_circuit_qiskit(state, vector_preparation="initialize")
         self.state_description = _describe_state(state, circuit)
+        self._vector_state = any(inst.operation.name == "initialize" for inst in circuit.data)
+        self._multi_gate_stim = _multi_gate_stim_gates(state)
         self.n_qubits = int(circuit.num_qubits)
         self.noise = noise_model if isinstance(noise_model, ShadowlabNoise) else None
         if self.noise is not None:
@@ -705,35 +734,21 @@ class QiskitAerBackend:
         total = int(reps.sum())
         masks = None
         if twirl is not None:
-            masks = _check_masks(twirl, total, self.n_qubits, "twirl")
+            masks = check_twirl_masks(twirl, total, self.n_qubits, "twirl")
         elif self.readout_twirl:
             raise ShadowlabError(f"this back end was built with readout_twirl=True: pass the per-shot X-flip masks, "
                                  f"twirl=<({total}, {self.n_qubits}) uint8 array>")
         if save_to is not None:
             check_can_write(save_to, force=False)
         # One circuit per distinct (setting, mask); rows[j] are the output rows of circuit j.
-        shot_setting = np.repeat(np.arange(sets.shape[0], dtype=np.int64), reps)
-        if masks is None:
-            circuit_setting = np.arange(sets.shape[0], dtype=np.int64)
-            circuit_masks = None
-            offsets = np.concatenate([[0], np.cumsum(reps)])
-            rows = [np.arange(offsets[g], offsets[g + 1]) for g in range(sets.shape[0])]
-        else:
-            mask_code = masks.astype(np.int64) @ (1 << np.arange(self.n_qubits, dtype=np.int64))
-            keys = np.stack([shot_setting, mask_code], axis=1)
-            unique, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-            inverse = inverse.reshape(-1)
-            circuit_setting = unique[:, 0]
-            circuit_masks = masks[first]
-            order = np.argsort(inverse, kind="stable")
-            bounds = np.concatenate([[0], np.cumsum(np.bincount(inverse, minlength=unique.shape[0]))])
-            rows = [order[bounds[j]:bounds[j + 1]] for j in range(unique.shape[0])]
-        shots_per_circuit = np.array([r.size for r in rows], dtype=np.int64)
+        groups = group_shots(sets, reps, masks)
+        circuit_masks, rows = groups.masks, groups.rows
+        shots_per_circuit = groups.shots
         outcomes = np.empty((total, self.n_qubits), dtype=np.uint8)
         if self.uniform_measurement_layer:
             # One parametrized circuit: the setting and the mask only change the u angles, bound
             # per (setting, mask); one pub per shot count (much faster than a circuit each).
-            angles = self._layer_angles(sets[circuit_setting], circuit_masks)
+            angles = self._layer_angles(groups.settings, circuit_masks)
             for shots in dict.fromkeys(shots_per_circuit.tolist()):
                 index = np.flatnonzero(shots_per_circuit == shots)
                 sampler = SamplerV2.from_backend(self._simulator, seed=self._run_seed(seed, shots))
@@ -743,7 +758,7 @@ class QiskitAerBackend:
                 for k, i in enumerate(index):
                     outcomes[rows[i]] = block[k]
         else:
-            circuits = self.setting_circuits(sets[circuit_setting], circuit_masks)
+            circuits = self.setting_circuits(groups.settings, circuit_masks)
             for shots in dict.fromkeys(shots_per_circuit.tolist()):
                 index = np.flatnonzero(shots_per_circuit == shots)
                 sampler = SamplerV2.from_backend(self._simulator, seed=self._run_seed(seed, shots))
@@ -789,11 +804,47 @@ class QiskitAerBackend:
             "readout_twirl": self.readout_twirl,
             "measurement_layer": ("one u gate per qubit, every basis" if self.uniform_measurement_layer
                                   else "sdg/h on X and Y qubits, nothing on Z"),
+            "gate_noise_scope": {
+                "applies_to": "the preparation's gates after transpilation to the simulator's basis",
+                "state_vector_preparation": ("one Initialize instruction, no gate noise" if self._vector_state
+                                             else None),
+                "stim_gates_as_several_noisy_gates": self._multi_gate_stim,
+            },
             "backend_options": {k: repr(v) for k, v in self.backend_options.items()},
             "optimization_level": self.optimization_level,
             "seeded": True,
             "seed_offset": self.seed_offset,
         }
+
+
+def _resolve_spec(state: Any) -> Any:
+    """A state spec or a non-OpenQASM file resolved once (a PreparedState); anything else unchanged."""
+    if isinstance(state, str) and _looks_like_program(state):
+        return state
+    if isinstance(state, str | os.PathLike):
+        p = Path(state)
+        if not (p.suffix.lower() in QASM_SUFFIXES or (p.is_file() and _starts_with_openqasm(p))):
+            return prepare_state(os.fspath(state))
+    return state
+
+
+def _multi_gate_stim_gates(state: Any) -> list[str]:
+    """Stim gates of ``state``'s circuit that Aer runs as several gates, each with its own gate noise.
+
+    The gates :func:`stim_gate_sequence` decomposes into H/S/CX, and ``ISWAP`` (not an Aer basis
+    gate: the transpiler decomposes it). Empty for anything but a stim state.
+    """
+    circuit = state.circuit if isinstance(state, PreparedState) else state
+    if not isinstance(circuit, stim.Circuit):
+        return []
+    names = set()
+    for op in circuit.flattened():
+        if op.name in _STIM_ANNOTATIONS:
+            continue
+        data = stim.gate_data(op.name)
+        if data.is_unitary and (data.name not in _STIM_DIRECT or data.name == "ISWAP"):
+            names.add(data.name)
+    return sorted(names)
 
 
 def _describe_state(state: Any, circuit: QuantumCircuit) -> str:

@@ -292,14 +292,6 @@ def _checked(backend: Backend, outcomes: Any, expected: tuple[int, int], batch: 
     return outcomes
 
 
-def qiskit_noise_model(spec: dict[str, float]) -> Any:
-    """A Qiskit Aer ``NoiseModel`` from a noise spec such as ``{'depolarizing': p, 'readout': q}``
-    (see :class:`~shadowlab.acquire.noise.NoiseModel` for the keys and their meaning)."""
-    from shadowlab.acquire.qiskit_backend import noise_model_from_spec
-
-    return noise_model_from_spec(NoiseModel.from_spec(spec))
-
-
 def _batches_done(store: ShadowStore, batches: list[tuple[int, int]]) -> int:
     """How many of the plan's batches the store holds, checked record by record."""
     records = store.metadata["batches"]

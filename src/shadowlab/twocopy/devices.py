@@ -10,6 +10,7 @@ reversed at the boundary by the result readers). The SDKs are optional extras, i
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,18 +22,20 @@ from shadowlab.twocopy.data import BellData
 _CIRCUIT_NAME = "shadowlab_two_copy"
 
 
-def two_copy_circuit_qiskit(state: Any) -> Any:
+def two_copy_circuit_qiskit(state: Any, *, vector_preparation: str = "state_preparation") -> Any:
     """A Qiskit ``QuantumCircuit`` on ``2n`` qubits: two preparations of ``state``, Bell measurement.
 
     ``state`` is anything :func:`shadowlab.acquire.qiskit_backend.state_circuit_qiskit` accepts
-    (a ``QuantumCircuit``, an OpenQASM file, a spec such as ``"ghz:4"``, a stim circuit, ...).
+    (a ``QuantumCircuit``, an OpenQASM file, a spec such as ``"ghz:4"``, a stim circuit, ...);
+    ``vector_preparation`` is passed on to it (``"initialize"``: a state vector is one Aer-native
+    ``Initialize`` per copy, which gets no gate noise).
     """
     from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 
     from shadowlab.acquire.qiskit_backend import state_circuit_qiskit
     from shadowlab.acquire.result_files import QISKIT_REGISTER
 
-    prep = state_circuit_qiskit(state)
+    prep = state_circuit_qiskit(state, vector_preparation=vector_preparation)
     n = prep.num_qubits
     qc = QuantumCircuit(QuantumRegister(2 * n, "q"), ClassicalRegister(2 * n, QISKIT_REGISTER), name=_CIRCUIT_NAME,
                         metadata={"shadowlab_two_copy_n": n})
@@ -48,7 +51,17 @@ def two_copy_circuit_qiskit(state: Any) -> Any:
 
 def run_two_copy_qiskit(state: Any, shots: int, *, seed: int = 0, noise_model: Any = None,
                         save_to: str | os.PathLike[str] | None = None) -> BellData:
-    """Run the two-copy circuit on Qiskit Aer's ``SamplerV2`` (seeded; a noise model passes through).
+    """Run the two-copy circuit on Qiskit Aer's ``SamplerV2`` (seeded).
+
+    ``noise_model``: ``None``; a :class:`shadowlab.acquire.noise.NoiseModel` or a spec dict
+    :meth:`~shadowlab.acquire.noise.NoiseModel.from_spec` reads (``{"depolarizing": 0.01,
+    "readout": 0.02}``), converted with
+    :func:`~shadowlab.acquire.qiskit_backend.noise_model_from_spec` (stim's ``DEPOLARIZE1(p)``
+    after every one-qubit gate, ``DEPOLARIZE2(p2)`` after every two-qubit gate -- the
+    preparations', the CNOTs and the Hadamards -- and the readout flips; per-qubit readout lists
+    have ``2n`` entries); or a ``qiskit_aer.noise.NoiseModel`` passed through. A state vector is
+    prepared by one ``Initialize`` per copy, which gets no gate noise (as on Braket,
+    :func:`run_two_copy_braket`), so the same model means the same on both back ends.
 
     ``save_to`` also writes the per-shot bit strings as a shadowlab Qiskit result file, which
     :func:`read_two_copy_results` reads back to the same data.
@@ -64,16 +77,42 @@ def run_two_copy_qiskit(state: Any, shots: int, *, seed: int = 0, noise_model: A
 
     if shots < 1:
         raise ShadowlabError(f"shots must be >= 1, got {shots}")
-    simulator = AerSimulator(**({"noise_model": noise_model} if noise_model is not None else {}))
-    circuit = transpile(two_copy_circuit_qiskit(state), backend=simulator, optimization_level=0, seed_transpiler=0)
+    two_copy = two_copy_circuit_qiskit(state, vector_preparation="initialize")
+    model, recorded = _aer_noise(noise_model, two_copy.num_qubits)
+    simulator = AerSimulator(**({"noise_model": model} if model is not None else {}))
+    circuit = transpile(two_copy, backend=simulator, optimization_level=0, seed_transpiler=0)
     result = SamplerV2.from_backend(simulator, seed=int(seed)).run([(circuit, None, int(shots))]).result()
     bits = getattr(result[0].data, QISKIT_REGISTER)
     rows = bits.to_bool_array(order="little").astype(np.uint8)
-    meta = {"source": "qiskit-aer", "seed": int(seed), "noise_model": None if noise_model is None else str(noise_model)}
+    meta = {"source": "qiskit-aer", "seed": int(seed), "noise_model": recorded}
     if save_to is not None:
         write_qiskit_results(save_to, [{"name": circuit.name, "num_bits": rows.shape[1],
                                         "bitstrings": bits.get_bitstrings()}], metadata=meta)
     return BellData.from_bits(rows, meta)
+
+
+def _shadowlab_noise(noise: Any) -> Any:
+    """A shadowlab ``NoiseModel`` from one or a spec mapping; ``None`` for anything else."""
+    from shadowlab.acquire.noise import NoiseModel
+
+    if isinstance(noise, NoiseModel):
+        return noise
+    if isinstance(noise, Mapping):
+        return NoiseModel.from_spec(noise)
+    return None
+
+
+def _aer_noise(noise_model: Any, n_qubits: int) -> tuple[Any, Any]:
+    """(the Aer noise model to simulate, its JSON-serializable record)."""
+    if noise_model is None:
+        return None, None
+    spec = _shadowlab_noise(noise_model)
+    if spec is None:
+        return noise_model, str(noise_model)
+    from shadowlab.acquire.qiskit_backend import noise_model_from_spec
+
+    spec.readout(n_qubits)  # per-qubit lists must cover both copies
+    return noise_model_from_spec(spec, n_qubits), spec.record()
 
 
 def two_copy_circuit_braket(state: Any) -> Any:
@@ -94,25 +133,35 @@ def two_copy_circuit_braket(state: Any) -> Any:
     return circuit
 
 
-def run_two_copy_braket(state: Any, shots: int, *, noise: dict[str, float] | None = None) -> BellData:
+def run_two_copy_braket(state: Any, shots: int, *, noise: Any = None) -> BellData:
     """Run the two-copy circuit on the Braket local simulator (not seedable: Braket offers no seed).
 
-    ``noise``: an optional spec such as ``{"depolarizing": 0.01, "readout": 0.02}`` (see
-    :class:`shadowlab.acquire.braket_backend.BraketLocalBackend`); it selects the density-matrix
-    simulator.
+    ``noise``: ``None``, a :class:`shadowlab.acquire.noise.NoiseModel` or a spec dict
+    :meth:`~shadowlab.acquire.noise.NoiseModel.from_spec` reads (``{"depolarizing": 0.01,
+    "readout": 0.02}``), with the semantics of :func:`run_two_copy_qiskit`: ``Depolarizing(p)``
+    (stim's ``DEPOLARIZE1``, ``p/3`` per Pauli) after every one-qubit gate,
+    ``TwoQubitDepolarizing(p2)`` (``DEPOLARIZE2``, ``p2/15`` per Pauli pair) after every
+    two-qubit gate (the preparations', the CNOTs and the Hadamards), none after a state
+    vector's preparation ``unitary``, and the readout flips (``p01``, ``p10``) as a Kraus
+    channel just before each measurement. Noise selects the density-matrix simulator.
     """
-    from shadowlab.acquire.braket_backend import _NoiseSpec, _require_braket
+    from shadowlab.acquire.braket_backend import _gate_noise_by_arity, _readout_noise, _require_braket
 
     _require_braket("run_two_copy_braket")
     from braket.devices import LocalSimulator
 
     if shots < 1:
         raise ShadowlabError(f"shots must be >= 1, got {shots}")
+    spec = None if noise is None else _shadowlab_noise(noise)
+    if noise is not None and spec is None:
+        raise ShadowlabError("noise must be a shadowlab.acquire.noise.NoiseModel or a spec dict such as "
+                             f"{{'depolarizing': 0.01, 'readout': 0.02}}, got {type(noise).__name__}")
     circuit = two_copy_circuit_braket(state)
     device = "braket_sv"
-    if noise:
-        spec = _NoiseSpec(noise)
-        circuit = spec.measured(spec.gates(circuit))
+    if spec is not None and not spec.is_noiseless:
+        n_total = circuit.qubit_count
+        circuit = _gate_noise_by_arity(circuit, float(spec.depolarizing), float(spec.p2))
+        circuit = _readout_noise(circuit, *spec.readout(n_total))
         device = "braket_dm"
     result = LocalSimulator(device).run(circuit, shots=int(shots)).result()
     measured = [int(q) for q in result.measured_qubits]
@@ -122,7 +171,8 @@ def run_two_copy_braket(state: Any, shots: int, *, noise: dict[str, float] | Non
     arr = np.asarray(result.measurements, dtype=np.uint8)
     rows = np.empty_like(arr)
     rows[:, measured] = arr
-    return BellData.from_bits(rows, {"source": "braket-local", "device": device, "noise": noise, "seeded": False})
+    return BellData.from_bits(rows, {"source": "braket-local", "device": device,
+                                     "noise": None if spec is None else spec.record(), "seeded": False})
 
 
 def write_two_copy_qasm(state: Any, path: str | os.PathLike[str], *, force: bool = False) -> int:
