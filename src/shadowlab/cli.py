@@ -387,8 +387,8 @@ def energy(
     calibration: CalibrationOpt = None,
 ) -> None:
     """Energy from shadows: simulated runs on the exact ground state under each scheme, or, with
-    --data, the energy and its variance from measured snapshots (with --calibration: the robust
-    energy; the variance would need calibrated factors for the supports of H^2's terms)."""
+    --data, the energy and its variance from measured snapshots (with --calibration: robust
+    estimates; the calibration must cover the supports of H^2's terms)."""
     from shadowlab.energy import ENERGY_SCHEMES, exact_ground_state, read_hamiltonian, run_energy, summarize
 
     schemes = tuple(scheme) if scheme else ENERGY_SCHEMES
@@ -397,13 +397,9 @@ def energy(
         raise ShadowlabError("--calibration applies to measured data: give --data")
     if data is not None:
         from shadowlab.estimate.hamiltonian import estimate_energy_variance
-        from shadowlab.estimate.pauli import estimate_sum
 
-        if calibration is not None:
-            result = estimate_sum(open_source(data), h, level=level, label="energy",
-                                  calibration=load_calibration(calibration))
-        else:
-            result = estimate_energy_variance(open_source(data), h, level=level)
+        result = estimate_energy_variance(open_source(data), h, level=level,
+                                          calibration=load_calibration(calibration))
         if as_json:
             sys.stdout.write(result.to_json() + "\n")
         else:

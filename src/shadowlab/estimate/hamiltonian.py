@@ -17,12 +17,20 @@ different settings (``(S1^2 - sum_g T_g^2) / (N^2 - sum_g L_g^2)`` over settings
 ``T_g`` and size ``L_g``): same-setting pairs share their bases and would bias it.
 Requires a random scheme (uniform or biased); deterministic (derandomized) data are refused,
 because ``mean`` is biased there and ``H^2`` has terms the plan never targeted.
+
+Robust shadows: with a ``calibration`` (:mod:`shadowlab.estimate.calibration`) every term of
+``H`` and of ``H^2`` is divided by the calibrated attenuation of its support (so the calibration
+must cover the supports of ``H^2``'s terms, up to twice ``H``'s largest weight), and each row's
+standard error adds the calibration's, bounded whatever the correlation between the factors:
+``sum_j |c_j r_j| se_j / g_j`` for ``<H>`` and ``<H^2>`` (``r_j`` the robust term estimates), and
+that of ``<H^2>`` plus ``2 |<H>|`` times that of ``<H>`` for the variance.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +48,9 @@ from shadowlab.estimate.pauli import (
 )
 from shadowlab.estimate.results import Estimates
 from shadowlab.paulis import PauliArrays, PauliSum, square_pauli_sum
+
+if TYPE_CHECKING:
+    from shadowlab.estimate.calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -79,12 +90,14 @@ def estimate_energy_variance(
     *,
     level: float = 0.95,
     probabilities: np.ndarray | None = None,
+    calibration: Calibration | None = None,
     chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
 ) -> Estimates:
     """``<H>``, ``<H^2>`` and ``Var(H) = <H^2> - <H>^2`` with standard errors and normal intervals.
 
     Rows are labelled ``energy``, ``energy^2`` and ``variance`` (units: those of the coefficients,
-    squared for the last two). See the module documentation for the estimators.
+    squared for the last two). See the module documentation for the estimators, and for the
+    robust version with a ``calibration``.
     """
     hamiltonian.check_n_qubits(source.n_qubits)
     if len(hamiltonian) == 0:
@@ -100,6 +113,12 @@ def estimate_energy_variance(
         raise ShadowlabError(f"the energy variance needs at least 2 snapshots, got {n}")
     squared = square_pauli_sum(hamiltonian)
     prep_h, prep_h2 = _prepare(hamiltonian, probs), _prepare(squared, probs)
+    factors_h = factors_h2 = None
+    if calibration is not None:
+        calibration.check_data(source)
+        factors_h, factors_h2 = _factors(calibration, prep_h), _factors(calibration, prep_h2)
+        prep_h = replace(prep_h, scale=prep_h.scale / factors_h[0])
+        prep_h2 = replace(prep_h2, scale=prep_h2.scale / factors_h2[0])
     clustered = source.n_settings < n
     if clustered:
         bounds = setting_aligned_bounds(source, BATCHES)
@@ -159,8 +178,34 @@ def estimate_energy_variance(
         # Influence z_s = y_s - 2 <H> x_s: its second moment from the accumulated sums.
         zz = syy - 4.0 * energy * sxy + 4.0 * energy * energy * sxx
         se_v = iid_se(zz, energy2 - 2.0 * energy * energy)
+    if factors_h is not None and factors_h2 is not None:
+        cal_e = _calibration_sd(source, prep_h, factors_h, chunk_snapshots)
+        cal_e2 = _calibration_sd(source, prep_h2, factors_h2, chunk_snapshots)
+        se_e, se_e2 = math.hypot(se_e, cal_e), math.hypot(se_e2, cal_e2)
+        se_v = math.hypot(se_v, cal_e2 + 2.0 * abs(energy) * cal_e)
     z = _quantile(level, clustered, int(np.count_nonzero(np.diff(bounds))))
     est = np.array([energy, energy2, variance])
     se = np.array([se_e, se_e2, se_v])
     return Estimates(("energy", "energy^2", "variance"), est, se, est - z * se, est + z * se,
-                     np.array([n, n, n]), n, "mean", "normal", level, 1)
+                     np.array([n, n, n]), n, "mean", "normal", level, 1, calibrated=calibration is not None)
+
+
+def _factors(calibration: Calibration, prep: _Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """Calibrated ``(g, se_g)`` of each prepared term's support."""
+    a = prep.arrays
+    supports = [tuple(int(q) for q in a.qubits[i, : a.weights[i]]) for i in range(len(a))]
+    return calibration.factors(supports)
+
+
+def _calibration_sd(source: SnapshotSource, prep: _Prepared, factors: tuple[np.ndarray, np.ndarray],
+                    chunk_snapshots: int) -> float:
+    """``sum_j |c_j r_j| se_j / g_j``: a bound on the standard deviation the calibration adds to a sum
+    (``prep.scale`` holds ``c_j`` times the match scale over ``g_j``; one more pass for the terms)."""
+    if not len(prep.scale):
+        return 0.0
+    from shadowlab.estimate.pauli import pauli_counts
+
+    match, odd = pauli_counts(source, prep.arrays, 1, chunk_snapshots=chunk_snapshots)
+    robust_terms = prep.scale * (match[:, 0] - 2 * odd[:, 0]) / source.n_snapshots  # c_j r_j
+    g, se_g = factors
+    return float(np.sum(np.abs(robust_terms) * se_g / g))
