@@ -100,7 +100,7 @@ class ShadowData:
             object.__setattr__(self, "twirl", np.ascontiguousarray(twirl, dtype=np.uint8))
 
     @property
-    def readout_twirled(self) -> bool:
+    def readout_twirl(self) -> bool:
         """Whether the snapshots were taken with readout twirling (per-snapshot masks recorded)."""
         return self.twirl is not None
 

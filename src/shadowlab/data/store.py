@@ -355,7 +355,7 @@ class ShadowStore(ZarrStoreBase):
             raise QubitCountMismatchError(
                 f"{self.path}: store has {self.n_qubits} qubits, batch has {data.n_qubits}"
             )
-        if data.readout_twirled != self.readout_twirl:
+        if data.readout_twirl != self.readout_twirl:
             have, got = ("readout-twirled", "untwirled") if self.readout_twirl else ("untwirled", "readout-twirled")
             raise ShadowlabError(f"{self.path}: the store holds {have} snapshots and the batch is {got}; twirled and "
                                  "untwirled data have different readout noise and cannot share a store")
@@ -408,7 +408,7 @@ def write_store(
     """Write ``data`` as a new store at ``path``, atomically (nothing is left on failure)."""
     with atomic_path(path, force=force) as tmp:
         store = ShadowStore.create(tmp, data.n_qubits, chunk_snapshots=chunk_snapshots,
-                                   provenance=provenance or data.metadata, readout_twirl=data.readout_twirled)
+                                   provenance=provenance or data.metadata, readout_twirl=data.readout_twirl)
         store.append(data, provenance=provenance or data.metadata)
     return ShadowStore.open(path)
 

@@ -94,7 +94,7 @@ def _ensemble(source: Any) -> dict[str, Any]:
 
 
 def _twirled(source: Any) -> bool:
-    return bool(getattr(source, "readout_twirl", False) or getattr(source, "readout_twirled", False))
+    return bool(getattr(source, "readout_twirl", False))
 
 
 @dataclass(frozen=True)

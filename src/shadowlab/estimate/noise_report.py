@@ -102,7 +102,7 @@ def readout_report(source: Any, *, chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOT
         If a qubit was never measured in Z, or (twirled) never with one of the twirl values.
     """
     n = source.n_qubits
-    twirled = bool(getattr(source, "readout_twirl", False) or getattr(source, "readout_twirled", False))
+    twirled = bool(getattr(source, "readout_twirl", False))
     count = np.zeros((2, n), dtype=np.int64)  # Z-basis snapshots per twirl value
     ones = np.zeros((2, n), dtype=np.int64)  # ... that read 1
     for _, chunk in source.iter_chunks(chunk_snapshots):
