@@ -289,18 +289,19 @@ def test_amplitude_damping_measurement_channel_shifts_outcomes() -> None:
         pytest.approx(2 * p / 3))
 
 
-def test_large_run_is_fast_enough() -> None:
-    import time
+def test_large_run_matches_exact_values() -> None:
+    """10^5 snapshots of a random 8-qubit mixed state (0.4 s measured; speed is a benchmark matter):
+    one- and two-qubit Pauli estimates within 5 standard errors of Tr(rho P)."""
+    from shadowlab.estimate.pauli import estimate_paulis
 
     rho = random_mixed(8, 12)
     settings = np.random.default_rng(0).integers(0, 3, size=(100000, 8)).astype(np.uint8)
-    start = time.perf_counter()
     data = sample_density_matrix(rho, settings, 1, np.random.default_rng(1))
     assert data.n_snapshots == 100000
-    assert time.perf_counter() - start < 10.0
-
-
-# ------------------------------------------------------------------------------------------ errors
+    paulis = [PauliString.from_label(label) for label in ("X0", "Y3", "Z7", "X0 Z1", "Y2 Y5", "Z6 X7")]
+    est = estimate_paulis(data, paulis)
+    exact = pauli_expectations_dm(rho, paulis)
+    assert np.all(np.abs(est.estimate - exact) <= 5 * est.stderr)
 
 
 def test_bad_inputs() -> None:
