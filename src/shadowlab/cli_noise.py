@@ -93,7 +93,9 @@ def noise_report(
     each generator's violation probability and the gate depolarizing rate that explains it."""
     _check_outputs(output, force=force)
     source = open_source(data)
-    spec = state or _recorded_state(source)
+    from shadowlab.data.dataset import recorded_state
+
+    spec = state or recorded_state(source)
     if spec is None:
         raise ShadowlabError(f"{data} does not record the state it was taken on; pass --state (e.g. zero:N for "
                              "calibration data, or the stabilizer state's spec or .stim file)")
@@ -108,16 +110,10 @@ def noise_report(
         _write_json(output, doc, force)
 
 
-def _recorded_state(source: Any) -> str | None:
-    meta = getattr(source, "metadata", {}) or {}
-    prov = meta.get("provenance", meta)
-    state = prov.get("state") or (prov.get("acquisition") or {}).get("state")
-    return state if isinstance(state, str) else None
-
-
 def _recorded_noise(source: Any) -> dict[str, Any] | None:
-    meta = getattr(source, "metadata", {}) or {}
-    prov = meta.get("provenance", meta)
+    from shadowlab.data.dataset import recorded_provenance
+
+    prov = recorded_provenance(source)
     noise = prov.get("noise") or (prov.get("backend") or {}).get("noise_model")
     return noise if isinstance(noise, dict) else None
 
@@ -138,7 +134,8 @@ def _readout(source: Any, *, quiet: bool) -> dict[str, Any]:
     truth = _recorded_noise(source)
     if truth is not None:
         out.print(f"recorded noise model: readout p01={truth.get('readout_p01')}, p10={truth.get('readout_p10')}, "
-                  f"depolarizing={truth.get('depolarizing')} (the measurement gate adds 2p/3 to both flips)")
+                  f"depolarizing={truth.get('depolarizing')} (the measurement gate's flips, 2p/3 before readout, "
+                  "are included in both)")
     return {"kind": "readout", **{"summary": report.summary(), "qubits": report.rows()}, "recorded_noise": truth}
 
 

@@ -221,3 +221,20 @@ def uniform_settings(n_qubits: int, n_settings: int, rng: np.random.Generator) -
     if n_qubits < 1 or n_settings < 0:
         raise ShadowlabError(f"need n_qubits >= 1 and n_settings >= 0, got {n_qubits}, {n_settings}")
     return rng.integers(0, 3, size=(n_settings, n_qubits), dtype=np.uint8)
+
+
+def recorded_provenance(source: Any) -> dict[str, Any]:
+    """The provenance a data set or store records: a store's ``metadata['provenance']``, or an
+    in-memory data set's metadata itself (where it is kept flat); ``{}`` if there is none."""
+    meta = getattr(source, "metadata", None)
+    if not isinstance(meta, dict):
+        return {}
+    prov = meta.get("provenance", meta)
+    return prov if isinstance(prov, dict) else {}
+
+
+def recorded_state(source: Any) -> str | None:
+    """The state description a simulated or acquired data set records (``None`` if unknown)."""
+    prov = recorded_provenance(source)
+    state = prov.get("state") or (prov.get("acquisition") or {}).get("state")
+    return state if isinstance(state, str) else None

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from shadowlab.atomic import atomic_path
-from shadowlab.data.dataset import ENSEMBLE_LOCAL_PAULI
+from shadowlab.data.dataset import ENSEMBLE_LOCAL_PAULI, recorded_provenance, recorded_state
 from shadowlab.errors import EstimationError, ShadowlabError, ShadowlabWarning
 from shadowlab.paulis import PauliString
 
@@ -380,10 +380,9 @@ def calibrate(
                               + _unmatched_advice(source))
     g, se, matched = est.estimate, est.stderr, est.n_matched
     _check_resolved(chosen, g, se, source.n_snapshots)
-    meta = getattr(source, "metadata", {})
-    provenance = meta.get("provenance", meta) if isinstance(meta, dict) else {}
-    state = provenance.get("state") or (provenance.get("acquisition") or {}).get("state")
-    if isinstance(state, str) and not state.strip().lower().startswith("zero:"):
+    provenance = recorded_provenance(source)
+    state = recorded_state(source)
+    if state is not None and not state.strip().lower().startswith("zero:"):
         warnings.warn(f"the calibration data record the state {state!r}, not |0...0> (zero:N): a calibration assumes "
                       "snapshots of |0...0>", CalibrationWarning, stacklevel=2)
     return Calibration(n, int(locality), complete, tuple(chosen), g, se, matched, int(source.n_snapshots),

@@ -78,6 +78,7 @@ import stim
 from shadowlab.acquire.clifford_shadows import MAX_STATEVECTOR_QUBITS, apply_tableau_statevector
 from shadowlab.atomic import atomic_path
 from shadowlab.data.clifford_store import ENSEMBLE_GLOBAL_CLIFFORD, CliffordSnapshots, CliffordStore
+from shadowlab.data.dataset import recorded_provenance, recorded_state
 from shadowlab.errors import EstimationError, QubitCountMismatchError, ShadowlabError, StateError
 from shadowlab.estimate.calibration import FORMAT as CALIBRATION_FORMAT
 from shadowlab.estimate.calibration import RESOLVED_STDERRS, CalibrationWarning, read_calibration_document
@@ -522,10 +523,8 @@ class CliffordCalibration:
         if source.n_qubits != self.n_qubits:
             raise QubitCountMismatchError(f"the calibration is for {self.n_qubits} qubits but {what} have "
                                           f"{source.n_qubits}; calibrate the same register (zero:{source.n_qubits})")
-        meta = getattr(source, "metadata", None) or {}
-        prov = meta.get("provenance", meta) if isinstance(meta, dict) else {}
         mine = _measurement_noise(self.provenance)
-        theirs = _measurement_noise(prov)
+        theirs = _measurement_noise(recorded_provenance(source))
         if mine is not None and theirs is not None and mine != theirs:
             warnings.warn(f"the calibration data were simulated with noise {_noise_text(mine)} but {what} with "
                           f"{_noise_text(theirs)}: a calibration only corrects the noise it measured",
@@ -666,10 +665,8 @@ def calibrate_clifford(
     n, n_snap = src.n_qubits, src.n_snapshots
     if n_snap < 2:
         raise ShadowlabError(f"a calibration needs at least 2 snapshots of |0...0>, got {n_snap}")
-    meta = src.metadata if isinstance(src.metadata, dict) else {}
-    prov = meta.get("provenance", meta) if isinstance(meta.get("provenance", meta), dict) else {}
-    state = prov.get("state")
-    if isinstance(state, str) and state.strip().lower() != f"zero:{n}":
+    state = recorded_state(src)
+    if state is not None and state.strip().lower() != f"zero:{n}":
         warnings.warn(f"the calibration data record the state {state!r}, not the calibration state zero:{n} "
                       "(|0...0>); a calibration on another state is wrong by its infidelity", CalibrationWarning,
                       stacklevel=2)
@@ -691,4 +688,5 @@ def calibrate_clifford(
             f"{RESOLVED_STDERRS:g} standard errors; the noiseless value is {f_ideal:.4g}). With {n_snap:,} "
             f"calibration snapshots that needs about {needed:,} in all ({max(needed - n_snap, 1):,} more, if f is "
             "as estimated)")
-    return CliffordCalibration(f_hat, se, int(n_snap), int(n), json.loads(json.dumps(prov, default=str)))
+    provenance = json.loads(json.dumps(recorded_provenance(src), default=str))
+    return CliffordCalibration(f_hat, se, int(n_snap), int(n), provenance)
