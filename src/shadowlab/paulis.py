@@ -14,6 +14,7 @@ Conventions
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -206,6 +207,46 @@ class PauliArrays:
             qubits[i, : p.weight] = p.qubits
             codes[i, : p.weight] = p.codes
         return cls(qubits, codes, weights)
+
+    @classmethod
+    def up_to_weight(cls, n_qubits: int, max_weight: int) -> PauliArrays:
+        """Every Pauli string of weight ``1..max_weight`` on ``n_qubits`` qubits, built as arrays
+        (no per-string objects): ``sum_w C(n, w) 3^w`` of them, ordered by weight, then support
+        (lexicographic), then letters (X < Y < Z, first qubit slowest).
+
+        >>> a = PauliArrays.up_to_weight(3, 2)
+        >>> len(a), a.labels()[:4], a.labels()[-1]
+        (36, ['X0', 'Y0', 'Z0', 'X1'], 'Z1 Z2')
+        """
+        if n_qubits < 1 or not 1 <= max_weight <= n_qubits:
+            raise ShadowlabError(f"all Paulis up to weight {max_weight} on {n_qubits} qubits: the weight must be "
+                                 f"between 1 and the number of qubits")
+        qubit_blocks, code_blocks = [], []
+        for w in range(1, max_weight + 1):
+            supports = np.array(list(itertools.combinations(range(n_qubits), w)), dtype=np.int64)
+            letters = np.array(list(itertools.product(range(3), repeat=w)), dtype=np.int64)
+            qubit_blocks.append(np.pad(np.repeat(supports, len(letters), axis=0), ((0, 0), (0, max_weight - w))))
+            code_blocks.append(np.pad(np.tile(letters, (len(supports), 1)), ((0, 0), (0, max_weight - w))))
+        qubits, codes = np.concatenate(qubit_blocks), np.concatenate(code_blocks)
+        weights = np.concatenate([np.full(len(b), w, dtype=np.int64) for w, b in enumerate(qubit_blocks, 1)])
+        return cls(qubits, codes, weights)
+
+    def labels(self) -> list[str]:
+        """Sparse labels (``'X0 Z3'``; ``'I'`` for the identity), as :meth:`PauliString.to_sparse`."""
+        return [" ".join(f"{LETTERS[c]}{q}" for q, c in zip(qs[:w], cs[:w], strict=True)) or "I"
+                for qs, cs, w in zip(self.qubits.tolist(), self.codes.tolist(), self.weights.tolist(), strict=True)]
+
+    def to_paulis(self) -> list[PauliString]:
+        """The strings as :class:`PauliString` objects."""
+        return [PauliString(tuple(qs[:w]), tuple(cs[:w]))
+                for qs, cs, w in zip(self.qubits.tolist(), self.codes.tolist(), self.weights.tolist(), strict=True)]
+
+    def check_qubits(self, n_qubits: int) -> None:
+        """Raise if a string acts on a qubit index ``>= n_qubits``."""
+        used = self.qubits[self.weights > 0] if len(self) else self.qubits[:0]
+        if used.size and int(used.max()) >= n_qubits:
+            raise QubitCountMismatchError(f"a Pauli acts on qubit {int(used.max())}, but the system has {n_qubits} "
+                                          f"qubits (indices 0..{n_qubits - 1})")
 
     def __len__(self) -> int:
         return int(self.weights.shape[0])

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -38,15 +38,17 @@ from shadowlab import kernels
 from shadowlab.errors import EstimationError, ShadowlabError
 from shadowlab.estimate.pauli import (
     BATCHES,
-    DEFAULT_CHUNK_SNAPSHOTS,
+    Progress,
     SnapshotSource,
     _quantile,
+    chunk_rows,
     match_scale,
     resolve_scheme,
     setting_aligned_bounds,
     setting_starts,
 )
 from shadowlab.estimate.results import Estimates
+from shadowlab.execution import Execution, map_chunks
 from shadowlab.paulis import PauliArrays, PauliSum, square_pauli_sum
 
 if TYPE_CHECKING:
@@ -91,13 +93,16 @@ def estimate_energy_variance(
     level: float = 0.95,
     probabilities: np.ndarray | None = None,
     calibration: Calibration | None = None,
-    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    chunk_snapshots: int | None = None,
+    progress: Progress | None = None,
+    execution: Execution | None = None,
 ) -> Estimates:
     """``<H>``, ``<H^2>`` and ``Var(H) = <H^2> - <H>^2`` with standard errors and normal intervals.
 
     Rows are labelled ``energy``, ``energy^2`` and ``variance`` (units: those of the coefficients,
     squared for the last two). See the module documentation for the estimators, and for the
-    robust version with a ``calibration``.
+    robust version with a ``calibration``. ``chunk_snapshots``, ``progress`` and ``execution``
+    (where it runs, and the memory bound) as in :func:`~shadowlab.estimate.pauli.estimate_paulis`.
     """
     hamiltonian.check_n_qubits(source.n_qubits)
     if len(hamiltonian) == 0:
@@ -126,25 +131,25 @@ def estimate_energy_variance(
         run_sums = np.zeros(len(starts) - 1)  # per-setting sums of x, for the same-setting pairs
     else:
         bounds = np.array([0, n], dtype=np.int64)
+        starts = None
     n_batches = len(bounds) - 1
     sx = np.zeros(n_batches)
     sy = np.zeros(n_batches)
     sxx = sxy = syy = 0.0
-    for offset, chunk in source.iter_chunks(chunk_snapshots):
-        planes = kernels.pack(chunk.bases, chunk.outcomes)
-        x = _values(planes, chunk.n_snapshots, prep_h)
-        y = _values(planes, chunk.n_snapshots, prep_h2)
-        sxx += float(x @ x)
-        sxy += float(x @ y)
-        syy += float(y @ y)
-        lo = np.clip(bounds[:-1] - offset, 0, chunk.n_snapshots)
-        hi = np.clip(bounds[1:] - offset, 0, chunk.n_snapshots)
-        for b in np.flatnonzero(hi > lo):
-            sx[b] += x[lo[b]:hi[b]].sum()
-            sy[b] += y[lo[b]:hi[b]].sum()
+    parts: dict[int, tuple[Any, ...]] = {}
+    step = chunk_rows(source, execution, chunk_snapshots, extra_row_bytes=32.0,
+                      fixed_bytes=16.0 * (len(starts) if starts is not None else 0) + 16.0 * n_batches,
+                      what="the energy variance")
+    map_chunks(source, _variance_chunk, chunk_snapshots=step,
+               combine=lambda ci, _b, result: parts.__setitem__(ci, result),
+               batches=[(prep_h, prep_h2, bounds, starts)], execution=execution, progress=progress)
+    for ci in range(len(parts)):  # in chunk order, so that the floating-point sums do not depend on the split
+        first, px, py, pxx, pxy, pyy, first_run, pruns = parts[ci]
+        sx[first:first + len(px)] += px
+        sy[first:first + len(py)] += py
+        sxx, sxy, syy = sxx + pxx, sxy + pxy, syy + pyy
         if clustered:
-            run = np.searchsorted(starts, np.arange(offset, offset + chunk.n_snapshots), side="right") - 1
-            run_sums += np.bincount(run, weights=x, minlength=len(run_sums))
+            run_sums[first_run:first_run + len(pruns)] += pruns
     s1, s2 = float(sx.sum()), float(sy.sum())
     energy = s1 / n
     energy2 = s2 / n
@@ -179,8 +184,8 @@ def estimate_energy_variance(
         zz = syy - 4.0 * energy * sxy + 4.0 * energy * energy * sxx
         se_v = iid_se(zz, energy2 - 2.0 * energy * energy)
     if factors_h is not None and factors_h2 is not None:
-        cal_e = _calibration_sd(source, prep_h, factors_h, chunk_snapshots)
-        cal_e2 = _calibration_sd(source, prep_h2, factors_h2, chunk_snapshots)
+        cal_e = _calibration_sd(source, prep_h, factors_h, chunk_snapshots, execution)
+        cal_e2 = _calibration_sd(source, prep_h2, factors_h2, chunk_snapshots, execution)
         se_e, se_e2 = math.hypot(se_e, cal_e), math.hypot(se_e2, cal_e2)
         se_v = math.hypot(se_v, cal_e2 + 2.0 * abs(energy) * cal_e)
     z = _quantile(level, clustered, int(np.count_nonzero(np.diff(bounds))))
@@ -188,6 +193,28 @@ def estimate_energy_variance(
     se = np.array([se_e, se_e2, se_v])
     return Estimates(("energy", "energy^2", "variance"), est, se, est - z * se, est + z * se,
                      np.array([n, n, n]), n, "mean", "normal", level, 1, calibrated=calibration is not None)
+
+
+def _variance_chunk(chunk: Any, offset: int, prep_h: _Prepared, prep_h2: _Prepared, bounds: np.ndarray,
+                    starts: np.ndarray | None) -> tuple[Any, ...]:
+    """One chunk's sums for :func:`estimate_energy_variance`: per batch met, ``x = H`` and ``y = H^2``
+    values; ``x x``, ``x y``, ``y y``; and, with repeated settings, ``x`` per setting run met."""
+    n = chunk.n_snapshots
+    planes = kernels.pack(chunk.bases, chunk.outcomes)
+    x = _values(planes, n, prep_h)
+    y = _values(planes, n, prep_h2)
+    lo = np.clip(bounds[:-1] - offset, 0, n)
+    hi = np.clip(bounds[1:] - offset, 0, n)
+    touched = np.flatnonzero(hi > lo)
+    met = range(int(touched[0]), int(touched[-1]) + 1)
+    px = np.array([x[lo[b]:hi[b]].sum() for b in met])
+    py = np.array([y[lo[b]:hi[b]].sum() for b in met])
+    first_run, pruns = 0, np.zeros(0)
+    if starts is not None:
+        run = np.searchsorted(starts, np.arange(offset, offset + n), side="right") - 1
+        first_run = int(run[0])
+        pruns = np.bincount(run - first_run, weights=x)
+    return met.start, px, py, float(x @ x), float(x @ y), float(y @ y), first_run, pruns
 
 
 def _factors(calibration: Calibration, prep: _Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -198,14 +225,14 @@ def _factors(calibration: Calibration, prep: _Prepared) -> tuple[np.ndarray, np.
 
 
 def _calibration_sd(source: SnapshotSource, prep: _Prepared, factors: tuple[np.ndarray, np.ndarray],
-                    chunk_snapshots: int) -> float:
+                    chunk_snapshots: int | None, execution: Execution | None) -> float:
     """``sum_j |c_j r_j| se_j / g_j``: a bound on the standard deviation the calibration adds to a sum
     (``prep.scale`` holds ``c_j`` times the match scale over ``g_j``; one more pass for the terms)."""
     if not len(prep.scale):
         return 0.0
     from shadowlab.estimate.pauli import pauli_counts
 
-    match, odd = pauli_counts(source, prep.arrays, 1, chunk_snapshots=chunk_snapshots)
+    match, odd = pauli_counts(source, prep.arrays, 1, chunk_snapshots=chunk_snapshots, execution=execution)
     robust_terms = prep.scale * (match[:, 0] - 2 * odd[:, 0]) / source.n_snapshots  # c_j r_j
     g, se_g = factors
     return float(np.sum(np.abs(robust_terms) * se_g / g))

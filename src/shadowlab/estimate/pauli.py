@@ -81,12 +81,19 @@ import numpy as np
 from shadowlab import kernels
 from shadowlab.errors import EstimationError, ShadowlabError
 from shadowlab.estimate.results import ESTIMATORS, INTERVALS, Estimates
+from shadowlab.execution import LOCAL, Execution, map_chunks
 from shadowlab.paulis import PauliArrays, PauliString, PauliSum
 
 if TYPE_CHECKING:
     from shadowlab.estimate.calibration import Calibration
 
 DEFAULT_CHUNK_SNAPSHOTS = 65536
+#: Bytes a chunk holds per snapshot and qubit: the bases, outcomes and twirl rows as read (3), the
+#: storage layer's decoded copies of them (2) and the four packed bit planes (0.5).
+ROW_BYTES_PER_QUBIT = 5.5
+#: Observables per task on a Dask cluster: large observable sets are split across workers as well as
+#: the snapshots (in this process all observables are counted in one pass over each chunk).
+OBSERVABLE_BATCH = 65536
 HKP_CONSTANT = 34.0
 #: Batches for cluster-robust standard errors when settings repeat.
 BATCHES = 64
@@ -256,18 +263,52 @@ def _as_pauli_list(observables: PauliSum | Sequence[PauliString], n_qubits: int)
     return paulis, [p.to_sparse() for p in paulis]
 
 
+def chunk_rows(source: SnapshotSource, execution: Execution | None, chunk_snapshots: int | None, *,
+               extra_row_bytes: float = 0.0, fixed_bytes: float = 0.0, what: str) -> int:
+    """Snapshots per chunk for a pass over ``source`` within the execution's memory bound.
+
+    A chunk holds ``ROW_BYTES_PER_QUBIT * n_qubits + 8`` bytes per snapshot (rows, decoded copies,
+    packed planes, the setting index) plus ``extra_row_bytes`` per snapshot and ``fixed_bytes``
+    (counters). An explicit ``chunk_snapshots`` (argument or ``execution.chunk_snapshots``) that
+    does not fit is an error; the default is the store's own chunk (the unit it is read in) or
+    ``DEFAULT_CHUNK_SNAPSHOTS``, shrunk to fit.
+    """
+    ex = (execution or LOCAL).with_chunk(chunk_snapshots)
+    default = int(getattr(source, "chunk_snapshots", 0) or DEFAULT_CHUNK_SNAPSHOTS)
+    return ex.rows_per_chunk(ROW_BYTES_PER_QUBIT * source.n_qubits + 8.0 + extra_row_bytes, fixed_bytes,
+                             default=default, what=what)
+
+
+def _counts_chunk(chunk: object, offset: int, bounds: np.ndarray, qubits: np.ndarray, codes: np.ndarray,
+                  weights: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Match and odd counts of one chunk for the blocks it meets: ``(first block, match, odd)``,
+    the arrays ``(M, blocks met)``."""
+    planes = kernels.pack(chunk.bases, chunk.outcomes)  # type: ignore[attr-defined]
+    lo, hi = _local_blocks(bounds, offset, chunk.n_snapshots)  # type: ignore[attr-defined]
+    met = np.flatnonzero(hi > lo)
+    first, last = int(met[0]), int(met[-1]) + 1
+    match = np.zeros((len(weights), last - first), dtype=np.int64)
+    odd = np.zeros_like(match)
+    kernels.pauli_block_counts(planes, lo[first:last], hi[first:last], qubits, codes, weights, match, odd)
+    return first, match, odd
+
+
 def pauli_counts(
     source: SnapshotSource,
     arrays: PauliArrays,
     n_blocks: int = 1,
     *,
     bounds: np.ndarray | None = None,
-    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    chunk_snapshots: int | None = None,
     progress: Progress | None = None,
+    execution: Execution | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Stream ``source`` and count, per Pauli and block, matching snapshots and odd-parity ones.
 
-    ``bounds`` (``(K + 1,)``) overrides the ``n_blocks`` equal blocks.
+    ``bounds`` (``(K + 1,)``) overrides the ``n_blocks`` equal blocks. The counts are integers
+    summed over chunks (and, on a cluster, over observable batches of ``OBSERVABLE_BATCH``), so
+    they are the same however the work is split. Each chunk task holds the chunk and ``(M, K)``
+    counters at most; ``execution`` sets the memory bound and where it runs.
 
     Returns
     -------
@@ -276,15 +317,28 @@ def pauli_counts(
     """
     if bounds is None:
         bounds = block_bounds(source.n_snapshots, n_blocks)
+    bounds = np.ascontiguousarray(bounds, dtype=np.int64)
     n_blocks = len(bounds) - 1
-    match = np.zeros((len(arrays), n_blocks), dtype=np.int64)
+    ex = execution or LOCAL
+    m = len(arrays)
+    batch = max(1, min(m, OBSERVABLE_BATCH) if ex.distributed else m)
+    # Task counters, plus this process's totals when the tasks also run here.
+    counters = 16 * n_blocks * (batch + (0 if ex.distributed else m))
+    step = chunk_rows(source, ex, chunk_snapshots, fixed_bytes=counters, what=f"counting {m} Pauli observable(s)")
+    match = np.zeros((m, n_blocks), dtype=np.int64)
     odd = np.zeros_like(match)
-    for offset, chunk in source.iter_chunks(chunk_snapshots):
-        planes = kernels.pack(chunk.bases, chunk.outcomes)
-        lo, hi = _local_blocks(bounds, offset, chunk.n_snapshots)
-        kernels.pauli_block_counts(planes, lo, hi, arrays.qubits, arrays.codes, arrays.weights, match, odd)
-        if progress is not None:
-            progress(chunk.n_snapshots)
+    starts = range(0, m, batch)
+    batches = [(bounds, arrays.qubits[a:a + batch], arrays.codes[a:a + batch], arrays.weights[a:a + batch])
+               for a in starts]
+
+    def combine(_chunk: int, b: int, result: tuple[int, np.ndarray, np.ndarray]) -> None:
+        first, mm, oo = result
+        rows = slice(starts[b], starts[b] + mm.shape[0])
+        match[rows, first:first + mm.shape[1]] += mm
+        odd[rows, first:first + oo.shape[1]] += oo
+
+    map_chunks(source, _counts_chunk, chunk_snapshots=step, combine=combine, batches=batches, execution=ex,
+               progress=progress)
     return match, odd
 
 
@@ -451,7 +505,7 @@ def _stats_from_counts(
 
 def estimate_paulis(
     source: SnapshotSource,
-    observables: PauliSum | Sequence[PauliString],
+    observables: PauliSum | Sequence[PauliString] | PauliArrays,
     *,
     estimator: str = "auto",
     n_blocks: int | None = None,
@@ -460,8 +514,9 @@ def estimate_paulis(
     on_unmatched: str = "raise",
     probabilities: np.ndarray | None = None,
     calibration: Calibration | None = None,
-    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    chunk_snapshots: int | None = None,
     progress: Progress | None = None,
+    execution: Execution | None = None,
 ) -> Estimates:
     """Estimate ``<P>`` for every Pauli string in ``observables`` (coefficients are ignored).
 
@@ -470,7 +525,9 @@ def estimate_paulis(
     source:
         A :class:`ShadowData` or :class:`ShadowStore` of local-Pauli snapshots.
     observables:
-        A :class:`PauliSum` (its terms are estimated one by one) or a sequence of Pauli strings.
+        A :class:`PauliSum` (its terms are estimated one by one), a sequence of Pauli strings, or
+        :class:`~shadowlab.paulis.PauliArrays` (e.g. ``PauliArrays.up_to_weight(n, 3)``, for
+        millions of observables without a Python object each).
     estimator:
         ``'auto'`` (default: ``'matched'`` for deterministic schemes, else ``'mean'``), ``'mean'``,
         ``'matched'`` or ``'mom'`` (see the module documentation).
@@ -493,9 +550,14 @@ def estimate_paulis(
         errors include the calibration's (see the module documentation). It must cover every
         observable's support, and match the data's qubit count and ensemble.
     chunk_snapshots:
-        Snapshots read and packed at a time; bounds memory.
+        Snapshots read and packed at a time (default: the store's chunk, or what the memory bound
+        allows); bounds memory.
     progress:
         Called with the number of snapshots of each processed chunk.
+    execution:
+        Where to run and the memory bound of one chunk task
+        (:class:`~shadowlab.execution.Execution`: in this process by default, or on a Dask
+        cluster); the result is the same wherever it runs.
 
     Examples
     --------
@@ -506,16 +568,22 @@ def estimate_paulis(
     >>> r.estimate.tolist(), r.n_matched.tolist()
     ([4.5, 3.0], [1, 2])
     """
-    paulis, labels = _as_pauli_list(observables, source.n_qubits)
-    if not paulis:
+    if isinstance(observables, PauliArrays):  # large generated sets: no per-string objects
+        arrays = observables
+        arrays.check_qubits(source.n_qubits)
+        labels = arrays.labels()
+    else:
+        paulis, labels = _as_pauli_list(observables, source.n_qubits)
+        arrays = PauliArrays.from_paulis(paulis)
+    if not len(arrays):
         raise ShadowlabError("no observables given")
     estimator, probs = resolve_scheme(source, source.n_qubits, estimator, probabilities)
-    opts = _options(source, estimator, n_blocks, level, interval, len(paulis), bytes_per_batch=16 * len(paulis))
-    attenuation = _calibration_factors(source, calibration, paulis, labels, interval)
-    arrays = PauliArrays.from_paulis(paulis)
+    opts = _options(source, estimator, n_blocks, level, interval, len(arrays), bytes_per_batch=16 * len(arrays))
+    attenuation = (None if calibration is None else
+                   _calibration_factors(source, calibration, arrays.to_paulis(), labels, interval))
     scale = match_scale(arrays.qubits, arrays.codes, arrays.weights, probs)
     match, odd = pauli_counts(source, arrays, bounds=opts.bounds, chunk_snapshots=chunk_snapshots,
-                              progress=progress)
+                              progress=progress, execution=execution)
     return _finish(match, odd, arrays.weights, scale, labels, source.n_snapshots, opts, on_unmatched, attenuation)
 
 
@@ -562,8 +630,9 @@ def estimate_two_point(
     on_unmatched: str = "raise",
     probabilities: np.ndarray | None = None,
     calibration: Calibration | None = None,
-    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    chunk_snapshots: int | None = None,
     progress: Progress | None = None,
+    execution: Execution | None = None,
 ) -> Estimates:
     """All two-point correlators ``<P_a(i) P_b(j)>`` for qubits ``i < j`` and letters ``a, b``.
 
@@ -588,17 +657,18 @@ def estimate_two_point(
     if j * per_batch > COUNTER_BUDGET_BYTES:
         raise ShadowlabError(f"{j} blocks x {n_q}^2 x 9 counters would need {j * per_batch / 2**30:.1f} GiB; "
                              "use fewer blocks or an explicit observable list")
-    bounds = opts.bounds
     match = np.zeros((j, n_q, n_q, 3, 3), dtype=np.int64)
     odd = np.zeros_like(match)
-    for offset, chunk in source.iter_chunks(chunk_snapshots):
-        planes = kernels.pack(chunk.bases, chunk.outcomes)
-        lo, hi = _local_blocks(bounds, offset, chunk.n_snapshots)
-        for b in range(j):
-            if hi[b] > lo[b]:
-                kernels.two_point_counts(planes, int(lo[b]), int(hi[b]), match[b], odd[b])
-        if progress is not None:
-            progress(chunk.n_snapshots)
+
+    def combine(_chunk: int, _batch: int, result: tuple[int, np.ndarray, np.ndarray]) -> None:
+        first, mm, oo = result
+        match[first:first + len(mm)] += mm
+        odd[first:first + len(oo)] += oo
+
+    step = chunk_rows(source, execution, chunk_snapshots, fixed_bytes=2 * j * per_batch,
+                      what="all two-point correlators")
+    map_chunks(source, _two_point_chunk, chunk_snapshots=step, combine=combine, batches=[(opts.bounds,)],
+               execution=execution, progress=progress)
     ii, jj = np.triu_indices(n_q, k=1)
     # (J, pairs, 3, 3) -> (pairs * 9, J) in row order i, j, a, b.
     m = match[:, ii, jj].reshape(j, -1).T
@@ -614,6 +684,22 @@ def estimate_two_point(
                    opts, on_unmatched, attenuation)
 
 
+def _two_point_chunk(chunk: object, offset: int, bounds: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Two-point counts of one chunk for the batches it meets: ``(first batch, match, odd)``, the arrays
+    ``(batches met, n, n, 3, 3)``."""
+    planes = kernels.pack(chunk.bases, chunk.outcomes)  # type: ignore[attr-defined]
+    n_q = planes.shape[1]
+    lo, hi = _local_blocks(bounds, offset, chunk.n_snapshots)  # type: ignore[attr-defined]
+    met = np.flatnonzero(hi > lo)
+    first, last = int(met[0]), int(met[-1]) + 1
+    match = np.zeros((last - first, n_q, n_q, 3, 3), dtype=np.int64)
+    odd = np.zeros_like(match)
+    for b in range(first, last):
+        if hi[b] > lo[b]:
+            kernels.two_point_counts(planes, int(lo[b]), int(hi[b]), match[b - first], odd[b - first])
+    return first, match, odd
+
+
 def estimate_sum(
     source: SnapshotSource,
     hamiltonian: PauliSum,
@@ -625,8 +711,9 @@ def estimate_sum(
     label: str = "sum",
     probabilities: np.ndarray | None = None,
     calibration: Calibration | None = None,
-    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    chunk_snapshots: int | None = None,
     progress: Progress | None = None,
+    execution: Execution | None = None,
 ) -> Estimates:
     """Estimate ``<H>`` for ``H = sum_j c_j P_j`` with one standard error for the whole sum.
 
@@ -679,7 +766,7 @@ def estimate_sum(
     j_eff = int(np.count_nonzero(sizes))
     z = _quantile(level, opts.clustered, j_eff)
     if opts.estimator == "matched":
-        match, odd = pauli_counts(source, arrays, 1, chunk_snapshots=chunk_snapshots)
+        match, odd = pauli_counts(source, arrays, 1, chunk_snapshots=chunk_snapshots, execution=execution)
         c = match[:, 0].astype(np.float64)
         if np.any(c == 0):
             bad = [terms[i].to_sparse() for i in np.flatnonzero(c == 0)[:5]]
@@ -695,7 +782,7 @@ def estimate_sum(
         # Influence of snapshot s: psi_s = sum_j (c_j / C_j) m_js (sign_js - mu_j); it sums to 0,
         # and the variance of the estimate is sum_s psi_s^2 (or over batch sums, clustered).
         batch_psi, sq, used = _stream_sum_values(source, arrays, coeffs / c, -coeffs * mu / c, opts.bounds,
-                                                 chunk_snapshots, progress)
+                                                 chunk_snapshots, progress, execution)
         if opts.clustered:
             var = j_eff / (j_eff - 1.0) * float(batch_psi @ batch_psi)
         else:
@@ -714,7 +801,7 @@ def estimate_sum(
         raise EstimationError(f"the scheme never measures the bases that term(s) {', '.join(bad)} need "
                               "(probability 0), so the sum cannot be estimated from these data")
     batch_sums, sum_sq, used = _stream_sum_values(source, arrays, coeffs * scale3, np.zeros(len(terms)),
-                                                  opts.bounds, chunk_snapshots, progress)
+                                                  opts.bounds, chunk_snapshots, progress, execution)
     mean = float(batch_sums.sum()) / n
     if opts.clustered:
         se_mean = math.sqrt(float(_batch_variance(batch_sums, sizes, np.array(mean), np.array(float(n)), j_eff)))
@@ -724,7 +811,7 @@ def estimate_sum(
     cal_sd = 0.0
     if factors is not None:
         # The raw per-term estimates (one more pass) size the calibration's contribution.
-        match, odd = pauli_counts(source, arrays, 1, chunk_snapshots=chunk_snapshots)
+        match, odd = pauli_counts(source, arrays, 1, chunk_snapshots=chunk_snapshots, execution=execution)
         cal_sd = calibration_sd(scale3 * (match[:, 0] - 2 * odd[:, 0]) / n)
     if opts.estimator == "mean":
         se = math.hypot(se_mean, cal_sd)
@@ -743,38 +830,56 @@ def estimate_sum(
 
 def _stream_sum_values(
     source: SnapshotSource, arrays: PauliArrays, scale: np.ndarray, offset: np.ndarray, bounds: np.ndarray,
-    chunk_snapshots: int, progress: Progress | None,
+    chunk_snapshots: int | None, progress: Progress | None, execution: Execution | None = None,
 ) -> tuple[np.ndarray, float, int]:
     """Stream per-snapshot values of a sum (see :func:`kernels.pauli_sum_snapshot_values`).
 
     Returns the ``(J,)`` per-batch sums, the sum of squares over all snapshots, and the number
-    of snapshots that match at least one term.
+    of snapshots that match at least one term. The per-chunk partial sums are added in chunk
+    order wherever the chunks were computed, so a cluster gives the same floating-point result.
     """
+    scale = np.ascontiguousarray(scale, dtype=np.float64)
+    offset = np.ascontiguousarray(offset, dtype=np.float64)
+    step = chunk_rows(source, execution, chunk_snapshots, extra_row_bytes=16.0, fixed_bytes=8.0 * len(bounds),
+                      what="a Pauli sum")
+    parts: dict[int, tuple[int, np.ndarray, float, int]] = {}
+    map_chunks(source, _sum_values_chunk, chunk_snapshots=step,
+               combine=lambda ci, _b, result: parts.__setitem__(ci, result),
+               batches=[(bounds, arrays.qubits, arrays.codes, arrays.weights, scale, offset)], execution=execution,
+               progress=progress)
     batch_sums = np.zeros(len(bounds) - 1)
     sum_sq = 0.0
     used = 0
-    scale = np.ascontiguousarray(scale, dtype=np.float64)
-    offset = np.ascontiguousarray(offset, dtype=np.float64)
-    for start, chunk in source.iter_chunks(chunk_snapshots):
-        planes = kernels.pack(chunk.bases, chunk.outcomes)
-        values = np.zeros(chunk.n_snapshots)
-        hits = np.zeros(chunk.n_snapshots, dtype=np.int64)
-        kernels.pauli_sum_snapshot_values(planes, chunk.n_snapshots, arrays.qubits, arrays.codes, arrays.weights,
-                                          scale, offset, values, hits)
-        sum_sq += float(values @ values)
-        used += int(np.count_nonzero(hits))
-        lo, hi = _local_blocks(bounds, start, chunk.n_snapshots)
-        for b in np.flatnonzero(hi > lo):
-            batch_sums[b] += values[lo[b]:hi[b]].sum()
-        if progress is not None:
-            progress(chunk.n_snapshots)
+    for ci in range(len(parts)):
+        first, sums, sq, hits = parts[ci]
+        batch_sums[first:first + len(sums)] += sums
+        sum_sq += sq
+        used += hits
     return batch_sums, sum_sq, used
+
+
+def _sum_values_chunk(chunk: object, start: int, bounds: np.ndarray, qubits: np.ndarray, codes: np.ndarray,
+                      weights: np.ndarray, scale: np.ndarray,
+                      offset: np.ndarray) -> tuple[int, np.ndarray, float, int]:
+    """One chunk's share of :func:`_stream_sum_values`: ``(first batch, sums of the batches met, sum of
+    squares, snapshots matching a term)``."""
+    n = chunk.n_snapshots  # type: ignore[attr-defined]
+    planes = kernels.pack(chunk.bases, chunk.outcomes)  # type: ignore[attr-defined]
+    values = np.zeros(n)
+    hits = np.zeros(n, dtype=np.int64)
+    kernels.pauli_sum_snapshot_values(planes, n, qubits, codes, weights, scale, offset, values, hits)
+    lo, hi = _local_blocks(bounds, start, n)
+    met = np.flatnonzero(hi > lo)
+    first = int(met[0])
+    sums = np.array([values[lo[b]:hi[b]].sum() for b in range(first, int(met[-1]) + 1)])
+    return first, sums, float(values @ values), int(np.count_nonzero(hits))
 
 
 __all__ = [
     "DEFAULT_CHUNK_SNAPSHOTS",
     "SnapshotSource",
     "block_bounds",
+    "chunk_rows",
     "estimate_paulis",
     "estimate_sum",
     "estimate_two_point",
