@@ -139,11 +139,18 @@ def _check_outputs(*paths: Path | None, force: bool, figures: tuple[Path | None,
                                      f"{', '.join('.' + f for f in sorted(formats))}")
 
 
-def open_source(path: Path, fmt: str | None = None) -> Any:
-    """A shadow store (opened lazily) or any importable snapshot file (read into memory)."""
+def open_source(location: str | Path, fmt: str | None = None) -> Any:
+    """A shadow store (opened lazily; a local path or a URL such as ``s3://bucket/run.zarr``) or any
+    importable snapshot file (read into memory)."""
     from shadowlab.data.formats import read_snapshots
-    from shadowlab.data.store import ShadowStore, is_store
+    from shadowlab.data.store import ShadowStore, is_store, is_url
 
+    if is_url(location):
+        if fmt not in (None, "zarr"):
+            raise ShadowlabError(f"{location}: snapshot files are read from local paths only; at a URL give a "
+                                 "shadow store (or download the file)")
+        return ShadowStore.open(location)
+    path = Path(location)
     if is_store(path) and fmt in (None, "zarr"):
         return ShadowStore.open(path)
     if not path.exists():
@@ -170,6 +177,22 @@ def load_calibration(path: Path | None) -> Any:
 
     return read_calibration(path)
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+SchedulerOpt = Annotated[str | None, typer.Option(
+    "--scheduler", help="Run on this Dask cluster (scheduler address, e.g. tcp://host:8786).")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", help="Run on a local Dask cluster of this many worker processes.")]
+MemoryOpt = Annotated[str, typer.Option(
+    "--memory", help="Memory bound of one chunk task (e.g. 512MB, 1GiB): chunks are sized to fit it.")]
+ChunkOpt = Annotated[int | None, typer.Option(
+    "--chunk-snapshots", help="Snapshots per chunk task (default: the largest the memory bound allows).")]
+
+
+def make_execution(scheduler: str | None, workers: int | None, memory: str, chunk_snapshots: int | None) -> Any:
+    """The :class:`~shadowlab.execution.Execution` of the options ``--scheduler``, ``--workers``, ``--memory``
+    and ``--chunk-snapshots``."""
+    from shadowlab.execution import Execution
+
+    return Execution(scheduler=scheduler, workers=workers, memory=memory, chunk_snapshots=chunk_snapshots)
 
 
 @app.command()
@@ -177,7 +200,8 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing o
 def simulate(
     state: Annotated[str, typer.Argument(help="State: built-in spec (ghz:100, cluster:50, toric:5, tfim:12, "
                                               "heisenberg:10, random:8, ...) or a .qasm/.npy/.stim file.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Store to create (a .zarr directory).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Store to create: a .zarr directory, or a URL "
+                                                               "such as s3://bucket/prefix/name.zarr.")],
     snapshots: Annotated[int, typer.Option("--snapshots", "-n", help="Number of snapshots.")] = 10000,
     repeats: Annotated[int, typer.Option(help="Snapshots per random setting (settings x repeats).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed; the same arguments give identical data.")] = 0,
@@ -187,33 +211,33 @@ def simulate(
     twirl: TwirlOpt = False,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
 ) -> None:
     """Simulate random local-Pauli measurements of a state and store the snapshots.
 
     With --noise the device is noisy (gate noise in stim circuits, a noisy rotation gate per qubit
     and asymmetric readout); 'zero:N' is the calibration state |0...0> for 'shadowlab calibrate'.
+    With --workers or --scheduler the store's chunks are simulated in parallel, one task per chunk
+    (--chunk-snapshots must then be a multiple of the 16384-snapshot seeded batch, rounded down to
+    whole settings); the data are the same whatever runs them.
     """
+    from shadowlab.acquire.distributed import simulate_to_store
     from shadowlab.acquire.noise import parse_noise_spec
-    from shadowlab.acquire.simulate import DEFAULT_BATCH_SNAPSHOTS, iter_batches, prepare_state, provenance
-    from shadowlab.atomic import atomic_path, check_can_write
-    from shadowlab.data.store import ShadowStore
+    from shadowlab.acquire.simulate import prepare_state
+    from shadowlab.data.store import check_can_create
 
-    check_can_write(output, force=force)
+    check_can_create(output, force=force)
+    execution = make_execution(scheduler, workers, memory, None)
     model = parse_noise_spec(noise) if noise is not None else None
     prepared = prepare_state(state, simulator=simulator, seed=seed)
     if model is not None and model.depolarizing > 0 and prepared.circuit is None and not quiet:
         err.print(f"[yellow]note: {prepared.description} is a state vector, prepared without gates: the "
                   "depolarizing noise acts only on the measurement layer's rotation gates[/]")
-    meta = provenance(prepared, n_snapshots=snapshots, repeats=repeats, seed=seed,
-                      batch_snapshots=DEFAULT_BATCH_SNAPSHOTS, noise=model, readout_twirl=twirl)
-    with atomic_path(output, force=force) as tmp:
-        store = ShadowStore.create(tmp, prepared.n_qubits, chunk_snapshots=chunk_snapshots, provenance=meta,
-                                   readout_twirl=twirl)
-        with _progress(snapshots, f"sampling {prepared.description}", quiet=quiet) as advance:
-            for batch in iter_batches(prepared, snapshots, repeats=repeats, seed=seed, noise=model,
-                                      readout_twirl=twirl):
-                store.append(batch, provenance=meta)
-                advance(batch.n_snapshots)
+    with _progress(snapshots, f"sampling {prepared.description}", quiet=quiet) as advance:
+        simulate_to_store(prepared, output, snapshots, repeats=repeats, seed=seed, chunk_snapshots=chunk_snapshots,
+                          noise=model, readout_twirl=twirl, execution=execution, progress=advance, force=force)
     if not quiet:
         err.print(f"wrote {snapshots:,} snapshots of {prepared.n_qubits} qubits ({prepared.simulator}) to {output}")
 
@@ -380,11 +404,16 @@ def energy(
     seeds: Annotated[int, typer.Option(help="Independent runs per scheme.")] = 1,
     seed: Annotated[int, typer.Option(help="First seed.")] = 0,
     level: Annotated[float, typer.Option(help="Confidence level of the intervals.")] = 0.95,
-    data: Annotated[Path | None, typer.Option(help="Estimate <H>, <H^2> and Var(H) from this shadow store or "
+    data: Annotated[str | None, typer.Option(help="Estimate <H>, <H^2> and Var(H) from this shadow store or "
                                                    "snapshot file instead of simulating the ground state.")
                     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print every run as JSON.")] = False,
     calibration: CalibrationOpt = None,
+    quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Energy from shadows: simulated runs on the exact ground state under each scheme, or, with
     --data, the energy and its variance from measured snapshots (with --calibration: robust
@@ -395,11 +424,17 @@ def energy(
     h, name = read_hamiltonian(hamiltonian, encoding)
     if calibration is not None and data is None:
         raise ShadowlabError("--calibration applies to measured data: give --data")
+    if data is None and (scheduler or workers or chunk_snapshots):
+        raise ShadowlabError("--scheduler, --workers and --chunk-snapshots apply to measured data: give --data")
     if data is not None:
         from shadowlab.estimate.hamiltonian import estimate_energy_variance
+        from shadowlab.execution import connect
 
-        result = estimate_energy_variance(open_source(data), h, level=level,
-                                          calibration=load_calibration(calibration))
+        execution = make_execution(scheduler, workers, memory, chunk_snapshots)
+        source = open_source(data)
+        with connect(execution), _progress(source.n_snapshots, "estimating", quiet=quiet or as_json) as advance:
+            result = estimate_energy_variance(source, h, level=level, calibration=load_calibration(calibration),
+                                              execution=execution, progress=advance)
         if as_json:
             sys.stdout.write(result.to_json() + "\n")
         else:
@@ -518,7 +553,8 @@ def import_(
     sources: Annotated[list[Path], typer.Argument(help="Snapshot file: PennyLane .npz (bits, recipes) or a pair "
                                                        "'bits.npy recipes.npy', Huang et al. text, or .npz of "
                                                        "bases/outcomes.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Store to create (a .zarr directory).")],
+    output: Annotated[str, typer.Option("--output", "-o", help="Store to create: a .zarr directory, or a URL "
+                                                               "such as s3://bucket/prefix/name.zarr.")],
     fmt: Annotated[str | None, typer.Option("--format", help="pennylane, huang or npz (default: detect); with "
                                                              "--plan: qiskit or braket (default: detect).")] = None,
     plan_file: Annotated[Path | None, typer.Option("--plan", help="Scheme the results were measured with: the "
@@ -529,20 +565,19 @@ def import_(
     force: ForceOpt = False,
 ) -> None:
     """Import snapshots, or SDK result files of a plan, into a shadow store."""
-    from shadowlab.atomic import check_can_write
     from shadowlab.data.formats import read_snapshots
-    from shadowlab.data.store import write_store
+    from shadowlab.data.store import check_can_create, write_store
 
     if plan_file is not None:
         data = _import_results(sources, plan_file, fmt)
-        check_can_write(output, force=force)
+        check_can_create(output, force=force)
         write_store(data, output, force=force, chunk_snapshots=chunk_snapshots, provenance=data.metadata)
         err.print(f"imported {data.n_snapshots:,} snapshots of {data.n_qubits} qubits ({fmt or 'detected'} results "
                   f"of {plan_file}) into {output}")
         return
     if len(sources) > 2:
         raise ShadowlabError(f"import takes one snapshot file, or two .npy files (bits, recipes); got {len(sources)}")
-    check_can_write(output, force=force)
+    check_can_create(output, force=force)
     data = read_snapshots(sources[0] if len(sources) == 1 else (sources[0], sources[1]),
                           "pennylane" if len(sources) == 2 and fmt is None else fmt)
     write_store(data, output, force=force, chunk_snapshots=chunk_snapshots, provenance=data.metadata)
@@ -653,7 +688,7 @@ def circuits(
 @app.command()
 @_user_errors
 def export(
-    store: Annotated[Path, typer.Argument(help="Shadow store to export.")],
+    store: Annotated[str, typer.Argument(help="Shadow store to export (a path or a URL such as s3://...).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write.")],
     fmt: Annotated[str | None, typer.Option("--format", help="pennylane, huang or npz (default: from extension).")
                    ] = None,
@@ -675,16 +710,19 @@ def export(
 @app.command()
 @_user_errors
 def info(
-    store: Annotated[Path, typer.Argument(help="Shadow store (or any importable snapshot file).")],
+    store: Annotated[str, typer.Argument(help="Shadow store (a path or a URL such as s3://...), or any importable "
+                                              "snapshot file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Summarize a shadow data set: sizes, settings, basis balance, provenance."""
-    from shadowlab.data.clifford_store import CliffordStore, is_clifford_store
-    from shadowlab.data.store import ShadowStore
-    from shadowlab.twocopy.store import BellStore, store_ensemble
+    from shadowlab.data.clifford_store import ENSEMBLE_GLOBAL_CLIFFORD, CliffordStore
+    from shadowlab.data.store import ShadowStore, read_store_metadata
+    from shadowlab.twocopy.data import ENSEMBLE_BELL
+    from shadowlab.twocopy.store import BellStore
 
-    if is_clifford_store(store) or store_ensemble(store) == "bell_two_copy":
-        summary = (CliffordStore.open(store) if is_clifford_store(store) else BellStore.open(store)).summary()
+    ensemble = (read_store_metadata(store) or {}).get("ensemble")
+    if ensemble in (ENSEMBLE_GLOBAL_CLIFFORD, ENSEMBLE_BELL):
+        summary = (CliffordStore if ensemble == ENSEMBLE_GLOBAL_CLIFFORD else BellStore).open(store).summary()
         if as_json:
             out.print_json(json.dumps(summary, default=float))
         else:
@@ -730,7 +768,7 @@ def info(
 @app.command()
 @_user_errors
 def predict(
-    data: Annotated[Path, typer.Argument(help="Shadow store or importable snapshot file.")],
+    data: Annotated[str, typer.Argument(help="Shadow store or importable snapshot file.")],
     observables: Annotated[Path | None, typer.Argument(help="Observable file (reference 'k P q ...' format, "
                                                             "one term per line, or a molecule Hamiltonian).")] = None,
     estimator: Annotated[str, typer.Option(help="auto (matched for derandomized or custom schemes, else mean), "
@@ -749,14 +787,25 @@ def predict(
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write results here instead of stdout.")
                       ] = None,
+    max_weight: Annotated[int | None, typer.Option("--max-weight", help="All Pauli strings of weight 1..K "
+                                                   "(instead of an observable file).")] = None,
     calibration: CalibrationOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
-    """Predict expectation values, with standard errors and confidence intervals."""
+    """Predict expectation values, with standard errors and confidence intervals.
+
+    Large data sets and observable sets run out of core within --memory, and on a Dask cluster with
+    --scheduler or --workers (same results as in this process)."""
     from shadowlab.estimate.pauli import estimate_paulis, estimate_sum, estimate_two_point
     from shadowlab.estimate.results import OUTPUT_FORMATS
+    from shadowlab.execution import connect
     from shadowlab.observables import read_observables
+    from shadowlab.paulis import PauliArrays
 
     if fmt not in OUTPUT_FORMATS:
         raise ShadowlabError(f"--format must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
@@ -764,25 +813,29 @@ def predict(
         raise ShadowlabError("--output needs --format csv or json")
     if output is not None and output.exists() and not force:
         raise ShadowlabError(f"{output} already exists; pass --force to overwrite it")
-    if (observables is None) == (not all_pairs):
-        raise ShadowlabError("give an observable file, or --all-pairs (not both)")
+    if (observables is not None) + all_pairs + (max_weight is not None) != 1:
+        raise ShadowlabError("give one of: an observable file, --all-pairs, --max-weight K")
+    if sum_ and observables is None:
+        raise ShadowlabError("--sum needs an observable file (the weighted sum of its terms)")
+    execution = make_execution(scheduler, workers, memory, chunk_snapshots)
     source = open_source(data)
     cal = load_calibration(calibration)
     on_unmatched = "omit" if skip_unmatched else "raise"
-    with _progress(source.n_snapshots, "estimating", quiet=quiet) as advance:
+    options = {"estimator": estimator, "n_blocks": blocks, "level": level, "interval": interval,
+               "calibration": cal, "execution": execution}
+    # One cluster (when distributed) for every pass of the command.
+    with connect(execution), _progress(source.n_snapshots, "estimating", quiet=quiet) as advance:
         if all_pairs:
-            result = estimate_two_point(source, estimator=estimator, n_blocks=blocks, level=level, interval=interval,
-                                        on_unmatched=on_unmatched, calibration=cal, progress=advance)
+            result = estimate_two_point(source, on_unmatched=on_unmatched, progress=advance, **options)
+        elif max_weight is not None:
+            result = estimate_paulis(source, PauliArrays.up_to_weight(source.n_qubits, max_weight),
+                                     on_unmatched=on_unmatched, progress=advance, **options)
         else:
             obs = read_observables(observables, obs_format, n_qubits=source.n_qubits)
             obs.check_n_qubits(source.n_qubits, what=f"the data set {data}")
-            result = estimate_paulis(source, obs, estimator=estimator, n_blocks=blocks, level=level,
-                                     interval=interval, on_unmatched=on_unmatched, calibration=cal,
-                                     progress=advance)
+            result = estimate_paulis(source, obs, on_unmatched=on_unmatched, progress=advance, **options)
             if sum_:
-                total = estimate_sum(source, obs, estimator=estimator, n_blocks=blocks, level=level,
-                                     interval=interval, label="SUM", calibration=cal)
-                result = _append(result, total)
+                result = _append(result, estimate_sum(source, obs, label="SUM", **options))
     if result.omitted:
         err.print(f"[yellow]skipped {len(result.omitted)} observable(s) that no snapshot matches[/]")
     if fmt == "table":

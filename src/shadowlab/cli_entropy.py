@@ -15,13 +15,18 @@ from rich.table import Table
 
 from shadowlab.cli import (
     CalibrationOpt,
+    ChunkOpt,
     ForceOpt,
+    MemoryOpt,
     QuietOpt,
+    SchedulerOpt,
+    WorkersOpt,
     _progress,
     _user_errors,
     app,
     err,
     load_calibration,
+    make_execution,
     open_source,
     out,
 )
@@ -47,7 +52,7 @@ def _check_output(fmt: str, output: Path | None, force: bool, formats: tuple[str
 @app.command()
 @_user_errors
 def entropy(
-    data: Annotated[Path, typer.Argument(help="Shadow store or importable snapshot file.")],
+    data: Annotated[str, typer.Argument(help="Shadow store or importable snapshot file.")],
     subsystems: Annotated[str | None, typer.Option(help="Subsystems as qubit lists, e.g. '0,1,2;3,4'.")] = None,
     max_size: Annotated[int | None, typer.Option("--max-size", help="All contiguous subsystems of 1 to K "
                                                                     "qubits.")] = None,
@@ -62,11 +67,17 @@ def entropy(
     calibration: CalibrationOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Renyi-2 entropies of subsystems (unbiased purity U-statistic), with standard errors and intervals.
 
     With --calibration the purities are robust (each Pauli's term divided by its support's calibrated
     attenuation squared); the calibration must cover every subset of each subsystem (locality >= its size).
+    With --scheduler/--workers the pattern counting runs on Dask (data with repeated settings stream in
+    this process: their setting runs cross chunk boundaries); the results are the same.
     """
     from shadowlab.estimate.entropy import (
         OUTPUT_FORMATS,
@@ -76,8 +87,10 @@ def entropy(
         estimate_renyi2,
         parse_subsystems,
     )
+    from shadowlab.execution import connect
 
     _check_output(fmt, output, force, OUTPUT_FORMATS)
+    execution = make_execution(scheduler, workers, memory, chunk_snapshots)
     if plot is not None and plot.exists() and not force:
         raise ShadowlabError(f"{plot} already exists; pass --force to overwrite it")
     if (subsystems is None) == (max_size is None):
@@ -88,10 +101,10 @@ def entropy(
     if subs is None:
         assert max_size is not None
         subs = contiguous_subsystems(source.n_qubits, max_size)
-    passes = counting_passes(check_subsystems(subs, source.n_qubits, max_size=limit))
-    with _progress(passes * source.n_snapshots, "counting patterns", quiet=quiet) as advance:
+    passes = counting_passes(check_subsystems(subs, source.n_qubits, max_size=limit), execution=execution)
+    with connect(execution), _progress(passes * source.n_snapshots, "counting patterns", quiet=quiet) as advance:
         result = estimate_renyi2(source, subs, base=base, level=level, max_size=limit, progress=advance,
-                                 calibration=cal)
+                                 calibration=cal, execution=execution)
     _announce_calibration(cal, calibration)
     undefined = int((~result.defined).sum())
     if undefined:
@@ -158,7 +171,7 @@ def _plot_entropies(result: Any, path: Path, *, force: bool) -> None:
 @app.command()
 @_user_errors
 def rdm(
-    data: Annotated[Path, typer.Argument(help="Shadow store or importable snapshot file.")],
+    data: Annotated[str, typer.Argument(help="Shadow store or importable snapshot file.")],
     qubits: Annotated[str, typer.Option(help="Subsystem qubits, e.g. '0,1,2' (qubit 0,1,2 order: the first is "
                                              "the most significant bit of the matrix index).")],
     project: Annotated[bool, typer.Option("--project/--no-project", help="Report the nearest physical state "
@@ -171,6 +184,10 @@ def rdm(
     calibration: CalibrationOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Reduced density matrix of a few qubits: matrix, eigenvalues, purity, von Neumann and Renyi-2 entropies.
 
@@ -180,8 +197,10 @@ def rdm(
     """
     from shadowlab.estimate.entropy import parse_subsystems
     from shadowlab.estimate.rdm import estimate_rdm
+    from shadowlab.execution import connect
 
     _check_output(fmt, output, force, ("table", "json"))
+    execution = make_execution(scheduler, workers, memory, chunk_snapshots)
     subs = parse_subsystems(qubits)
     if len(subs) != 1:
         raise ShadowlabError(f"--qubits takes one subsystem such as '0,1,2', got {len(subs)}")
@@ -191,8 +210,9 @@ def rdm(
     b = 2.0 if key == "2" else math.e
     cal = load_calibration(calibration)
     source = open_source(data)
-    with _progress(source.n_snapshots, "counting patterns", quiet=quiet) as advance:
-        state = estimate_rdm(source, subs[0], max_qubits=limit, progress=advance, calibration=cal)
+    with connect(execution), _progress(source.n_snapshots, "counting patterns", quiet=quiet) as advance:
+        state = estimate_rdm(source, subs[0], max_qubits=limit, progress=advance, calibration=cal,
+                             execution=execution)
     _announce_calibration(cal, calibration)
     if fmt == "json":
         if output is None:

@@ -8,15 +8,31 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from shadowlab.cli import ForceOpt, NoiseOpt, QuietOpt, _progress, _user_errors, app, err, out
+from shadowlab.cli import (
+    ChunkOpt,
+    ForceOpt,
+    MemoryOpt,
+    NoiseOpt,
+    QuietOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    _progress,
+    _user_errors,
+    app,
+    err,
+    make_execution,
+    out,
+)
 from shadowlab.errors import ShadowlabError
 
 FIDELITY_FORMATS = ("table", "json")
+#: Points of the running estimate drawn by ``fidelity --plot`` (log-spaced snapshot counts).
+RUNNING_POINTS = 256
 CliffordCalibrationOpt = Annotated[Path | None, typer.Option(
     "--calibration", help="Robust shadows: a calibration file from 'shadowlab calibrate-clifford' (snapshots of "
                           "|0...0> on the same device and qubits); corrects measurement and readout noise, and the "
@@ -72,21 +88,27 @@ def simulate_clifford(
 @app.command("calibrate-clifford")
 @_user_errors
 def calibrate_clifford_command(
-    store: Annotated[Path, typer.Argument(help="Global-Clifford snapshots of |0...0> from the same device (e.g. "
+    store: Annotated[str, typer.Argument(help="Global-Clifford snapshots of |0...0> from the same device (e.g. "
                                               "'shadowlab simulate-clifford zero:N --noise ...').")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Calibration file to write (JSON).")],
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Robust shadows: learn the noisy global-Clifford shadow factor f from snapshots of |0...0>."""
     from shadowlab.atomic import check_can_write
     from shadowlab.data.clifford_store import CliffordStore
     from shadowlab.estimate.fidelity import calibrate_clifford
+    from shadowlab.execution import connect
 
     check_can_write(output, force=force)
+    execution = make_execution(scheduler, workers, memory, chunk_snapshots)
     source = CliffordStore.open(store)
-    with _progress(source.n_snapshots, "calibrating", quiet=quiet) as advance:
-        cal = calibrate_clifford(source, progress=advance)
+    with connect(execution), _progress(source.n_snapshots, "calibrating", quiet=quiet) as advance:
+        cal = calibrate_clifford(source, progress=advance, execution=execution)
     cal.write(output, force=force)
     if not quiet:
         err.print(f"wrote {output}: f = {cal.f_hat:.6g} +- {cal.stderr:.2g} from {cal.n_snapshots:,} snapshots of "
@@ -97,7 +119,7 @@ def calibrate_clifford_command(
 @app.command()
 @_user_errors
 def fidelity(
-    store: Annotated[Path, typer.Argument(help="Global-Clifford store from 'shadowlab simulate-clifford'.")],
+    store: Annotated[str, typer.Argument(help="Global-Clifford store from 'shadowlab simulate-clifford'.")],
     target: Annotated[str, typer.Option(help="Pure target: ghz:N, cluster:N, cluster2d:RxC, toric:L, a .stim "
                                              "circuit, or a .npy state vector (at most 16 qubits).")],
     level: Annotated[float, typer.Option(help="Confidence level of the normal interval.")] = 0.95,
@@ -109,13 +131,31 @@ def fidelity(
     calibration: CliffordCalibrationOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
-    """Estimate the fidelity <psi|rho|psi> of the measured state with a pure target."""
+    """Estimate the fidelity <psi|rho|psi> of the measured state with a pure target.
+
+    The snapshots are streamed chunk by chunk (on Dask with --scheduler/--workers), keeping a few
+    moments per chunk, so memory does not grow with the store; the result is the same either way.
+    """
+    import numpy as np
+
     from shadowlab.data.clifford_store import CliffordStore
-    from shadowlab.estimate.fidelity import fidelity_values, make_target, read_clifford_calibration, summarize
+    from shadowlab.estimate.fidelity import (
+        fidelity_moments,
+        make_target,
+        mom_bounds,
+        read_clifford_calibration,
+        summarize_moments,
+    )
+    from shadowlab.execution import connect
 
     if fmt not in FIDELITY_FORMATS:
         raise ShadowlabError(f"--format must be one of {', '.join(FIDELITY_FORMATS)}, got {fmt!r}")
+    execution = make_execution(scheduler, workers, memory, chunk_snapshots)
     if plot is not None:
         from shadowlab.atomic import check_can_write
 
@@ -134,13 +174,17 @@ def fidelity(
             raise ShadowlabError(f"--calibration {calibration}: the calibration is for {cal.n_qubits} qubits but the "
                                  f"store {store} holds {source.n_qubits}-qubit snapshots; calibrate with "
                                  f"'shadowlab simulate-clifford zero:{source.n_qubits}' data of the same device")
-    with _progress(source.n_snapshots, "estimating", quiet=quiet) as advance:
-        values = fidelity_values(source, tgt, calibration=cal, progress=advance)
-    result = summarize(values, level=level, estimator=estimator, n_blocks=blocks, calibration=cal)
+    n = source.n_snapshots
+    cuts = [*(mom_bounds(n, blocks) if estimator == "mom" else ()),
+            *(np.geomspace(1, max(n, 1), RUNNING_POINTS).astype(np.int64) if plot is not None else ())]
+    with connect(execution), _progress(n, "estimating", quiet=quiet) as advance:
+        moments = fidelity_moments(source, tgt, calibration=cal, cuts=cuts, execution=execution, progress=advance)
+    result = summarize_moments(moments, level=level, estimator=estimator, n_blocks=blocks, calibration=cal)
     row = result.rows()[0]
     if plot is not None:
-        title = f"{store.name} vs {target}" + (" (calibrated)" if cal is not None else "")
-        _plot_running(values, plot, level=level, title=title, force=force)
+        name = store.rstrip("/").rsplit("/", 1)[-1]  # a local path or a URL
+        title = f"{name} vs {target}" + (" (calibrated)" if cal is not None else "")
+        _plot_running(moments, plot, level=level, title=title, force=force)
     if fmt == "json":
         payload = {"store": str(store), "target": target, "n_qubits": source.n_qubits, "method": result.describe(),
                    **{k: row[k] for k in ("estimate", "stderr", "ci_low", "ci_high", "n_snapshots")}}
@@ -161,8 +205,9 @@ def fidelity(
         err.print(f"wrote {plot}")
 
 
-def _plot_running(values: object, path: Path, *, level: float, title: str, force: bool) -> None:
-    """Running mean of the single-snapshot values with its normal band, against the number of snapshots."""
+def _plot_running(moments: Any, path: Path, *, level: float, title: str, force: bool) -> None:
+    """Running mean of the single-snapshot values with its normal band, against the number of snapshots,
+    at the end of each segment of ``moments`` (:class:`~shadowlab.estimate.fidelity.ValueMoments`)."""
     from statistics import NormalDist
 
     import numpy as np
@@ -170,15 +215,12 @@ def _plot_running(values: object, path: Path, *, level: float, title: str, force
     from shadowlab.atomic import atomic_path
     from shadowlab.plots import plt
 
-    v = np.asarray(values, dtype=np.float64)
-    k = np.arange(1, v.size + 1)
-    mean = np.cumsum(v) / k
-    var = np.maximum(np.cumsum(v * v) / k - mean * mean, 0.0) * k / np.maximum(k - 1, 1)
+    k, mean, var = moments.running()
     half = NormalDist().inv_cdf(0.5 + level / 2) * np.sqrt(var / k)
     fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    start = min(10, v.size - 1)
-    ax.plot(k[start:], mean[start:], lw=1.2, label="running estimate")
-    ax.fill_between(k[start:], (mean - half)[start:], (mean + half)[start:], alpha=0.25,
+    shown = k >= min(10, int(k[-1]) - 1)
+    ax.plot(k[shown], mean[shown], lw=1.2, label="running estimate")
+    ax.fill_between(k[shown], (mean - half)[shown], (mean + half)[shown], alpha=0.25,
                     label=f"{100 * level:g}% normal interval")
     ax.set_xscale("log")
     ax.set_xlabel("number of snapshots N")

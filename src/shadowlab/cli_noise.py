@@ -14,8 +14,12 @@ from rich.table import Table
 
 from shadowlab.cli import (
     CalibrationOpt,
+    ChunkOpt,
     ForceOpt,
+    MemoryOpt,
     QuietOpt,
+    SchedulerOpt,
+    WorkersOpt,
     _check_outputs,
     _progress,
     _user_errors,
@@ -23,6 +27,7 @@ from shadowlab.cli import (
     app,
     err,
     load_calibration,
+    make_execution,
     open_source,
     out,
 )
@@ -32,7 +37,7 @@ from shadowlab.errors import ShadowlabError
 @app.command()
 @_user_errors
 def calibrate(
-    data: Annotated[Path, typer.Argument(help="Snapshots of |0...0> measured like the data (e.g. 'shadowlab "
+    data: Annotated[str, typer.Argument(help="Snapshots of |0...0> measured like the data (e.g. 'shadowlab "
                                               "simulate zero:N' or 'shadowlab acquire --state zero:N').")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Calibration file to write (JSON).")],
     locality: Annotated[int | None, typer.Option(help="Calibrate every qubit subset of up to K qubits "
@@ -78,7 +83,7 @@ def calibrate(
 @app.command("noise-report")
 @_user_errors
 def noise_report(
-    data: Annotated[Path, typer.Argument(help="Shadow data: calibration snapshots of |0...0> (readout report) or "
+    data: Annotated[str, typer.Argument(help="Shadow data: calibration snapshots of |0...0> (readout report) or "
                                               "snapshots of a stabilizer state (gate-error report).")],
     state: Annotated[str | None, typer.Option(help="The state the data were taken on (default: the one the data "
                                                    "record); 'zero:N' means calibration data.")] = None,
@@ -88,10 +93,17 @@ def noise_report(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Also write the report as JSON.")] = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Estimated noise figures: readout flips per qubit (from |0...0> data) or, for a known stabilizer state,
     each generator's violation probability and the gate depolarizing rate that explains it."""
+    from shadowlab.execution import connect
+
     _check_outputs(output, force=force)
+    execution = make_execution(scheduler, workers, memory, chunk_snapshots)
     source = open_source(data)
     from shadowlab.data.dataset import recorded_state
 
@@ -103,9 +115,12 @@ def noise_report(
         if calibration is not None:
             raise ShadowlabError(f"{data} holds calibration snapshots of |0...0>: its readout report needs no "
                                  "--calibration (give one with data of another state, for the gate-error report)")
-        doc = _readout(source, quiet=quiet)
+        with connect(execution):
+            doc = _readout(source, execution, quiet=quiet)
     else:
-        doc = _gates(source, spec, load_calibration(calibration), max_weight, quiet=quiet)
+        cal = load_calibration(calibration)
+        with connect(execution):
+            doc = _gates(source, spec, cal, max_weight, execution, quiet=quiet)
     if output is not None:
         _write_json(output, doc, force)
 
@@ -118,11 +133,11 @@ def _recorded_noise(source: Any) -> dict[str, Any] | None:
     return noise if isinstance(noise, dict) else None
 
 
-def _readout(source: Any, *, quiet: bool) -> dict[str, Any]:
+def _readout(source: Any, execution: Any, *, quiet: bool) -> dict[str, Any]:
     from shadowlab.estimate.noise_report import readout_report
 
-    with _progress(source.n_snapshots, "counting readout flips", quiet=quiet):
-        report = readout_report(source)
+    with _progress(source.n_snapshots, "counting readout flips", quiet=quiet) as advance:
+        report = readout_report(source, execution=execution, progress=advance)
     table = Table(title=f"effective readout flips from {report.n_snapshots:,} snapshots of |0...0> "
                         f"({'twirled' if report.twirled else 'untwirled: p(1->0) is not observable'})")
     for col in ("qubit", "p(0->1)", "p(1->0)", "symmetric flip", "Z snapshots"):
@@ -143,7 +158,7 @@ def _pm(value: float | None, se: float | None) -> str:
     return "-" if value is None else f"{value:.4f} ± {se:.4f}"
 
 
-def _gates(source: Any, spec: str, cal: Any, max_weight: int, *, quiet: bool) -> dict[str, Any]:
+def _gates(source: Any, spec: str, cal: Any, max_weight: int, execution: Any, *, quiet: bool) -> dict[str, Any]:
     from shadowlab.acquire.simulate import prepare_state
     from shadowlab.estimate.noise_report import stabilizer_generators
     from shadowlab.estimate.pauli import estimate_paulis
@@ -163,7 +178,7 @@ def _gates(source: Any, spec: str, cal: Any, max_weight: int, *, quiet: bool) ->
     if skipped:
         err.print(f"[yellow]{len(skipped)} generator(s) heavier than {limit} skipped, e.g. {skipped[0]}[/]")
     with _progress(source.n_snapshots, "estimating stabilizers", quiet=quiet) as advance:
-        est = estimate_paulis(source, generators, calibration=cal, progress=advance)
+        est = estimate_paulis(source, generators, calibration=cal, progress=advance, execution=execution)
     rates = stabilizer_error_rates(est, generators, prepared.circuit.without_noise())
     title = (f"{spec}: {len(generators)} stabilizer generators, "
              f"{'robust (calibrated)' if cal is not None else 'uncalibrated: readout errors count as gate errors'}")

@@ -13,7 +13,23 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from shadowlab.cli import ForceOpt, QuietOpt, _check_outputs, _int_list, _user_errors, _write_json, app, err, out
+from shadowlab.cli import (
+    ChunkOpt,
+    ForceOpt,
+    MemoryOpt,
+    QuietOpt,
+    SchedulerOpt,
+    WorkersOpt,
+    _check_outputs,
+    _int_list,
+    _progress,
+    _user_errors,
+    _write_json,
+    app,
+    err,
+    make_execution,
+    out,
+)
 from shadowlab.errors import ShadowlabError
 
 twocopy_app = typer.Typer(
@@ -139,7 +155,7 @@ def _write_or_print(result: Any, fmt: str, output: Path | None, force: bool, tit
 @twocopy_app.command()
 @_user_errors
 def predict(
-    store: Annotated[Path, typer.Argument(help="Two-copy store.")],
+    store: Annotated[str, typer.Argument(help="Two-copy store.")],
     paulis: Annotated[list[str] | None, typer.Argument(help="Pauli labels (dense 'XIZ' or sparse 'X0 Z2').")] = None,
     observables: Annotated[Path | None, typer.Option("--observables", help="Observable file (one Pauli per line, "
                                                                            "any format 'shadowlab predict' reads).")
@@ -150,17 +166,26 @@ def predict(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Predict tr(P rho)^2 (or |tr(P rho)|) for Paulis of any weight from one two-copy data set."""
+    from shadowlab.execution import connect
     from shadowlab.observables import read_observables
     from shadowlab.twocopy.estimate import abs_from_squares, estimate_pauli_squares, open_bell
 
     _check_outputs(output, force=force)
+    execution = make_execution(scheduler, workers, memory, chunk_snapshots)
     data = open_bell(store)
     if (observables is None) == (not paulis):
         raise ShadowlabError("give Pauli labels or --observables FILE (one of them)")
     obs: Any = read_observables(observables, n_qubits=data.n_qubits) if observables is not None else list(paulis or [])
-    result = estimate_pauli_squares(data, obs, level=level, interval=interval)
+    with connect(execution), _progress(data.n_shots, "counting parities", quiet=quiet) as advance:
+        result = estimate_pauli_squares(data, obs, level=level, interval=interval, execution=execution,
+                                        progress=advance)
     if absolute:
         result = abs_from_squares(result)
     _write_or_print(result, fmt, output, force, "|tr(P rho)|" if absolute else "tr(P rho)^2 (two copies)")
@@ -169,7 +194,7 @@ def predict(
 @twocopy_app.command()
 @_user_errors
 def purity(
-    store: Annotated[Path, typer.Argument(help="Two-copy store.")],
+    store: Annotated[str, typer.Argument(help="Two-copy store.")],
     subsystem: Annotated[list[str] | None, typer.Option("--subsystem", "-s", help="Qubits of a subsystem, e.g. "
                                                                                   "0,1,2 (repeatable, or several "
                                                                                   "as '0,1;2,3'; default: the "
@@ -180,15 +205,24 @@ def purity(
     fmt: FormatOpt = "table",
     output: OutputOpt = None,
     force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+    memory: MemoryOpt = "1GiB",
+    chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Purities tr(rho_A^2) (the SWAP test on every shot) and Renyi-2 entropies of subsystems."""
     from shadowlab.estimate.entropy import parse_subsystems
+    from shadowlab.execution import connect
     from shadowlab.twocopy.estimate import estimate_purities, open_bell, renyi2_from_purities
 
     _check_outputs(output, force=force)
+    execution = make_execution(scheduler, workers, memory, chunk_snapshots)
     data = open_bell(store)
     subs = None if not subsystem else [s for text in subsystem for s in parse_subsystems(text)]
-    result = estimate_purities(data, subs, level=level, interval=interval)
+    with connect(execution), _progress(data.n_shots, "counting parities", quiet=quiet) as advance:
+        result = estimate_purities(data, subs, level=level, interval=interval, execution=execution,
+                                   progress=advance)
     if fmt != "table":
         _write_or_print(result, fmt, output, force, "purity")
         return
@@ -445,7 +479,7 @@ def dynamics(
 @twocopy_app.command()
 @_user_errors
 def identify(
-    store: Annotated[Path, typer.Argument(help="Two-copy store of a hidden-Pauli state (I + lam s P) / 2^n.")],
+    store: Annotated[str, typer.Argument(help="Two-copy store of a hidden-Pauli state (I + lam s P) / 2^n.")],
     max_seconds: Annotated[float, typer.Option(help="Time budget of the search.")] = 60.0,
     strength: Annotated[float, typer.Option(help="Assumed |tr(P rho)| (sets the miss probability only).")] = 0.9,
     seed: Annotated[int, typer.Option(help="Seed of the randomized search.")] = 0,

@@ -30,10 +30,8 @@ from typing import Any
 
 import numpy as np
 import stim
-import zarr
 
-from shadowlab.atomic import atomic_path
-from shadowlab.data.store import ZarrStoreBase, _compressor, _jsonable, _now, _writer
+from shadowlab.data.store import ZarrStoreBase, _compressor, _jsonable, _now, _writer, staged_location
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError, StoreFormatError
 
 FORMAT_VERSION = 1
@@ -162,17 +160,14 @@ class CliffordStore(ZarrStoreBase):
     @classmethod
     def create(cls, path: str | os.PathLike[str], n_qubits: int, *, chunk_snapshots: int | None = None,
                provenance: dict[str, Any] | None = None) -> CliffordStore:
-        """Create an empty store at ``path`` (which must not exist)."""
-        p = Path(path)
-        if p.exists():
-            raise ShadowlabError(f"{p} already exists; choose another path or remove it")
+        """Create an empty store at ``path`` (a local path or a URL; it must not exist)."""
         if n_qubits < 1:
             raise ShadowlabError(f"n_qubits must be >= 1, got {n_qubits}")
         chunk = default_chunk_snapshots(n_qubits) if chunk_snapshots is None else int(chunk_snapshots)
         if chunk < 1:
             raise ShadowlabError(f"chunk_snapshots must be >= 1, got {chunk_snapshots}")
         nb = _packed(n_qubits)
-        group = zarr.open_group(str(p), mode="w-", zarr_format=3)
+        p, group = cls._create_group(path)
         for name, tail, dims in (("tableaux", (4, n_qubits, nb), ["snapshot", "quadrant", "row", "packed_column"]),
                                  ("signs", (2, nb), ["snapshot", "kind", "packed_qubit"]),
                                  ("outcomes", (nb,), ["snapshot", "packed_qubit"])):
@@ -230,18 +225,17 @@ class CliffordStore(ZarrStoreBase):
     def summary(self) -> dict[str, Any]:
         """Sizes, counts and provenance (reads no snapshot data)."""
         meta = self.metadata
-        disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return {"path": str(self.path), "format": meta["format"], "writer": meta["writer"],
                 "ensemble": meta["ensemble"], "n_qubits": self.n_qubits, "n_snapshots": self.n_snapshots,
                 "chunk_snapshots": self.chunk_snapshots, "n_batches": len(meta["batches"]),
-                "created": meta["created"], "disk_bytes": disk, "provenance": meta["provenance"]}
+                "created": meta["created"], "disk_bytes": self.disk_bytes(), "provenance": meta["provenance"]}
 
 
 def write_clifford_store(data: CliffordSnapshots, path: str | os.PathLike[str], *, force: bool = False,
                          chunk_snapshots: int | None = None,
                          provenance: dict[str, Any] | None = None) -> CliffordStore:
     """Write ``data`` as a new store at ``path``, atomically (nothing is left on failure)."""
-    with atomic_path(path, force=force) as tmp:
+    with staged_location(path, force=force) as tmp:
         store = CliffordStore.create(tmp, data.n_qubits, chunk_snapshots=chunk_snapshots,
                                      provenance=provenance or data.metadata)
         store.append(data, provenance=provenance or data.metadata)

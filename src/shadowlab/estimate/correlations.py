@@ -10,16 +10,26 @@ and ``j`` were both measured in the same letter of ``A`` (``s = +1`` for equal o
 this is the paper's ``+3 / -3 / 0`` rule. The standard error is the sample standard deviation
 of ``v`` over ``sqrt(S)``, computed exactly from the per-pair counts of matching snapshots and
 of those with different bits.
+
+The counts are integer sums over chunks of snapshots, computed by
+:func:`shadowlab.execution.map_chunks` in this process or, with a distributed
+:class:`~shadowlab.execution.Execution`, as Dask tasks; the results are identical either way.
+A chunk task holds the chunk's rows (and their packed planes) and three ``(P,)`` int64 arrays
+per pair list (the pairs' two qubits, and the two counters it returns).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from shadowlab import kernels
 from shadowlab.errors import ShadowlabError
-from shadowlab.estimate.entropy import require_uniform_scheme
-from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
+from shadowlab.estimate.entropy import chunk_size, require_uniform_scheme
+from shadowlab.estimate.pauli import SnapshotSource
+from shadowlab.execution import Execution, map_chunks
 
 LETTERS = "xyz"
 
@@ -31,8 +41,18 @@ def _letter_codes(letters: str) -> np.ndarray:
     return np.array(chosen, dtype=np.int64)
 
 
+def _pair_count_chunk(chunk: Any, offset: int, pairs: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, the chunk's snapshots measured in one letter of ``codes`` on both qubits, and those
+    of them with different outcome bits (a :func:`map_chunks` task of :func:`pair_correlations`)."""
+    same = np.zeros(len(pairs), dtype=np.int64)
+    differ = np.zeros_like(same)
+    kernels.pair_letter_counts(kernels.pack(chunk.bases, chunk.outcomes), pairs, codes, same, differ)
+    return same, differ
+
+
 def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = "xyz", *,
-                      chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS) -> tuple[np.ndarray, np.ndarray]:
+                      chunk_snapshots: int | None = None, execution: Execution | None = None,
+                      progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Estimates and standard errors of ``C^A_ij`` for the listed pairs (see the module docs).
 
     Parameters
@@ -45,6 +65,10 @@ def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = 
         ``(P, 2)`` pairs of different qubits.
     letters:
         The letter set ``A``: any non-empty combination of ``x``, ``y``, ``z`` (case-insensitive).
+    chunk_snapshots, execution, progress:
+        Snapshots per chunk (default: derived from ``execution``, see
+        :func:`shadowlab.estimate.entropy.chunk_size`), where the pass runs and its memory bound
+        (default: this process, 1 GiB), and a callback with the snapshots done.
 
     Returns
     -------
@@ -66,10 +90,18 @@ def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = 
         raise ShadowlabError(f"pair correlations assume one snapshot per random setting; this data set has {n_s} "
                              f"snapshots of {n_settings} settings (use estimate_two_point, whose errors account "
                              "for repeated settings)")
+    # The task's pair list and counters, and the totals here.
+    step = chunk_size(source, execution, chunk_snapshots, fixed_bytes=48.0 * len(p),
+                      what=f"the correlations of {len(p)} pair(s)")
     same = np.zeros(len(p), dtype=np.int64)
     differ = np.zeros_like(same)
-    for _, chunk in source.iter_chunks(chunk_snapshots):
-        kernels.pair_letter_counts(kernels.pack(chunk.bases, chunk.outcomes), p, codes, same, differ)
+
+    def combine(_chunk: int, _batch: int, part: tuple[np.ndarray, np.ndarray]) -> None:
+        same[:] += part[0]  # integer sums: exact in any completion order
+        differ[:] += part[1]
+
+    map_chunks(source, _pair_count_chunk, chunk_snapshots=step, combine=combine, batches=[(p, codes)],
+               execution=execution, progress=progress)
     weight = 9.0 / len(codes)
     mean = weight * (same - 2.0 * differ) / n_s
     second = weight**2 * same / n_s  # v^2 = weight^2 on matching snapshots
@@ -77,8 +109,8 @@ def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = 
     return mean, np.sqrt(var / n_s)
 
 
-def correlation_matrix(source: SnapshotSource, letters: str = "xyz", *,
-                       chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS) -> tuple[np.ndarray, np.ndarray]:
+def correlation_matrix(source: SnapshotSource, letters: str = "xyz", *, chunk_snapshots: int | None = None,
+                       execution: Execution | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`pair_correlations` for every pair, as ``(n, n)`` symmetric matrices.
 
     The diagonal is exactly 1 with standard error 0.
@@ -87,7 +119,8 @@ def correlation_matrix(source: SnapshotSource, letters: str = "xyz", *,
     if n_q < 2:
         raise ShadowlabError("two-point correlations need at least 2 qubits")
     i, j = np.triu_indices(n_q, k=1)
-    est, se = pair_correlations(source, np.stack([i, j], axis=1), letters, chunk_snapshots=chunk_snapshots)
+    est, se = pair_correlations(source, np.stack([i, j], axis=1), letters, chunk_snapshots=chunk_snapshots,
+                                execution=execution)
     m_est = np.eye(n_q)
     m_se = np.zeros((n_q, n_q))
     m_est[i, j] = m_est[j, i] = est

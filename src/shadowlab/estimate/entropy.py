@@ -26,6 +26,20 @@ table, applied to ``c`` axis by axis (``O(k 6^k)``; the ``6^k x 6^k`` matrix is 
 Many subsystems share one pass over the data (their count tables are filled together, in
 groups that fit ``memory_budget``).
 
+Execution
+---------
+Pattern counts are integer sums over chunks of snapshots, so the counting pass runs through
+:func:`shadowlab.execution.map_chunks`: in this process, or with a distributed
+:class:`~shadowlab.execution.Execution` as one Dask task per chunk, with identical counts (and
+hence identical estimates) either way. Each chunk task holds the chunk's rows and two copies of
+the group's count tables (its own and the running total here, or its serialized result on a
+worker), so the tables of one pass are limited to a quarter of ``Execution.memory`` as well as
+to ``memory_budget``; tables much larger than a chunk (7 or more qubits) are instead returned
+by each task as the patterns it saw with their counts. The passes over data that *repeat*
+settings carry setting runs from one chunk to the next (a run may straddle a chunk boundary,
+and the jackknife needs every run whole, in order), so they always stream in this process,
+chunk by chunk within the same memory bound, also when the execution is distributed.
+
 Uncertainty
 -----------
 The standard error of ``P`` is Hoeffding's variance of a U-statistic of order two,
@@ -112,7 +126,8 @@ import numpy as np
 from shadowlab import kernels
 from shadowlab.atomic import atomic_path
 from shadowlab.errors import EstimationError, ShadowlabError
-from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
+from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, ROW_BYTES_PER_QUBIT, SnapshotSource, chunk_rows
+from shadowlab.execution import LOCAL, Execution, map_chunks
 
 if TYPE_CHECKING:
     from shadowlab.estimate.calibration import Calibration
@@ -223,10 +238,45 @@ def _groups(subsystems: Sequence[tuple[int, ...]], budget: int, bytes_per_patter
     return groups
 
 
-def counting_passes(subsystems: Sequence[Sequence[int]], memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+def table_budget(memory_budget: int, execution: Execution | None = None) -> int:
+    """Bytes of count tables one pass fills: ``memory_budget``, at most a quarter of the execution's
+    memory bound (a chunk task holds two copies of the tables, and the rest is left for rows)."""
+    return min(int(memory_budget), (execution or LOCAL).memory_bytes // 4)
+
+
+def counting_passes(subsystems: Sequence[Sequence[int]], memory_budget: int = DEFAULT_MEMORY_BUDGET,
+                    execution: Execution | None = None) -> int:
     """Passes over the data that :func:`estimate_renyi2` makes with counting (``progress`` is
     called for the chunks of each of them)."""
-    return len(_groups([tuple(s) for s in subsystems], memory_budget))
+    return len(_groups([tuple(s) for s in subsystems], table_budget(memory_budget, execution)))
+
+
+def chunk_size(source: SnapshotSource, execution: Execution | None, chunk_snapshots: int | None, *,
+               extra_row_bytes: float = 0.0, fixed_bytes: float = 0.0, what: str) -> int:
+    """Snapshots per chunk of a pass within the execution's memory bound.
+
+    The per-snapshot model is :func:`shadowlab.estimate.pauli.chunk_rows`'s (rows as read, their
+    decoded copies, packed planes, the setting index) plus ``extra_row_bytes``; ``fixed_bytes``
+    is what the pass holds regardless of the chunk (count tables). ``chunk_snapshots=None``
+    derives the size from ``execution`` (its own ``chunk_snapshots``, or the largest that fits).
+    An explicit ``chunk_snapshots`` argument wins over ``execution.chunk_snapshots`` and, as
+    before executions existed, may be any positive size (not only a multiple of 64); it is
+    still refused when the chunk would not fit the memory bound.
+    """
+    if chunk_snapshots is None:
+        return chunk_rows(source, execution, None, extra_row_bytes=extra_row_bytes, fixed_bytes=fixed_bytes,
+                          what=what)
+    if chunk_snapshots < 1:
+        raise ShadowlabError(f"chunk_snapshots must be >= 1, got {chunk_snapshots}")
+    bound = (execution or LOCAL).memory_bytes
+    row = ROW_BYTES_PER_QUBIT * source.n_qubits + 8.0 + extra_row_bytes
+    need = chunk_snapshots * row + fixed_bytes
+    if need > bound:
+        fits = max(int((bound - fixed_bytes) // row), 0)
+        raise ShadowlabError(f"chunk size {chunk_snapshots} snapshots needs {chunk_snapshots} x {row:,.0f} + "
+                             f"{fixed_bytes:,.0f} = {need:,.0f} bytes for {what}, more than the memory bound of "
+                             f"{bound:,} bytes; use at most {fits} snapshots per chunk or raise the bound (--memory)")
+    return int(chunk_snapshots)
 
 
 def _layout(subsystems: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -240,29 +290,85 @@ def _layout(subsystems: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarr
     return qubits, sizes, offsets, int(lengths.sum())
 
 
+#: Per snapshot, subsystem and qubit: the int64 basis and outcome digits and their uint8 columns
+#: (:func:`_sparse_pattern_chunk`); and per snapshot and subsystem: the pattern index, its sorted
+#: copy, and the distinct indices with their counts.
+_SPARSE_BYTES_PER_QUBIT = 18.0
+_SPARSE_BYTES_PER_SUBSYSTEM = 48.0
+
+
+def _check_distinct(chunk: Any, distinct_settings: bool) -> None:
+    if distinct_settings and chunk.n_snapshots > 1 and np.any(np.diff(chunk.settings) == 0):
+        raise EstimationError(
+            "consecutive snapshots share a setting index although the data set reports as many settings as "
+            "snapshots (setting indices with gaps?); same-setting pairs would bias the purity estimate"
+        )
+
+
+def _pattern_count_chunk(chunk: Any, offset: int, qubits: np.ndarray, sizes: np.ndarray, offsets: np.ndarray,
+                         total: int, distinct_settings: bool) -> np.ndarray:
+    """The flat int64 pattern counts of one chunk (a :func:`map_chunks` task of :func:`pattern_counts`)."""
+    _check_distinct(chunk, distinct_settings)
+    counts = np.zeros(total, dtype=np.int64)
+    if chunk.n_snapshots:
+        kernels.subsystem_pattern_counts(np.ascontiguousarray(chunk.bases), np.ascontiguousarray(chunk.outcomes),
+                                         qubits, sizes, offsets, counts)
+    return counts
+
+
+def _sparse_pattern_chunk(chunk: Any, offset: int, qubits: np.ndarray, sizes: np.ndarray, offsets: np.ndarray,
+                          distinct_settings: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The flat indices of the patterns one chunk holds and their counts (for tables much larger than a
+    chunk, whose dense counts would be mostly zeros)."""
+    _check_distinct(chunk, distinct_settings)
+    m = chunk.n_snapshots
+    index = np.empty(m * sizes.size, dtype=np.int64)
+    for i, k in enumerate(sizes):
+        cols = qubits[i, :k]
+        digits = 2 * chunk.bases[:, cols].astype(np.int64) + chunk.outcomes[:, cols]
+        index[i * m:(i + 1) * m] = digits @ 6 ** np.arange(k - 1, -1, -1, dtype=np.int64) + offsets[i]
+    return np.unique(index, return_counts=True)
+
+
 def pattern_counts(
-    source: SnapshotSource, subsystems: Sequence[tuple[int, ...]], *, chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
-    progress: Progress | None = None, distinct_settings: bool = False,
+    source: SnapshotSource, subsystems: Sequence[tuple[int, ...]], *, chunk_snapshots: int | None = None,
+    progress: Progress | None = None, distinct_settings: bool = False, execution: Execution | None = None,
 ) -> list[np.ndarray]:
     """One pass over the data: the ``6^k`` pattern counts (int64) of each (validated) subsystem.
 
     Pattern index ``sum_j (2 b_j + o_j) 6^(k-1-j)`` for the subsystem's qubits in the given
     order (its first qubit is the most significant digit). With ``distinct_settings``, raise
-    if two consecutive snapshots share a setting index.
+    if two consecutive snapshots of a chunk share a setting index.
+
+    The counts are exact integer sums of per-chunk counts, the same in this process and on a
+    cluster (``execution``) and however the chunks are cut. Memory per chunk task: the rows
+    (see :func:`chunk_size`) plus two copies of the ``8 sum_i 6^k_i``-byte tables; tables
+    larger than ``DEFAULT_CHUNK_SNAPSHOTS`` entries per subsystem are instead returned by each
+    task as the patterns it saw and their counts (a few dozen bytes per snapshot and subsystem,
+    plus one table here). ``chunk_snapshots``: see :func:`chunk_size`.
     """
     qubits, sizes, offsets, total = _layout(subsystems)
+    what = f"the pattern counts of {len(subsystems)} subsystem(s) ({total:,} patterns)"
     counts = np.zeros(total, dtype=np.int64)
-    for _offset, chunk in source.iter_chunks(chunk_snapshots):
-        if distinct_settings and chunk.n_snapshots > 1 and np.any(np.diff(chunk.settings) == 0):
-            raise EstimationError(
-                "consecutive snapshots share a setting index although the data set reports as many settings as "
-                "snapshots (setting indices with gaps?); same-setting pairs would bias the purity estimate"
-            )
-        if chunk.n_snapshots:
-            kernels.subsystem_pattern_counts(np.ascontiguousarray(chunk.bases), np.ascontiguousarray(chunk.outcomes),
-                                             qubits, sizes, offsets, counts)
-        if progress is not None:
-            progress(chunk.n_snapshots)
+    if total <= DEFAULT_CHUNK_SNAPSHOTS * len(subsystems):
+        step = chunk_size(source, execution, chunk_snapshots, fixed_bytes=16.0 * total, what=what)
+        fn: Callable[..., Any] = _pattern_count_chunk
+        args: tuple[Any, ...] = (qubits, sizes, offsets, total, distinct_settings)
+
+        def combine(_chunk: int, _batch: int, part: Any) -> None:
+            np.add(counts, part, out=counts)  # integer sums: exact in any completion order
+    else:
+        per_row = _SPARSE_BYTES_PER_QUBIT * float(sizes.sum()) + _SPARSE_BYTES_PER_SUBSYSTEM * len(subsystems)
+        step = chunk_size(source, execution, chunk_snapshots, extra_row_bytes=per_row, fixed_bytes=8.0 * total,
+                          what=what)
+        fn, args = _sparse_pattern_chunk, (qubits, sizes, offsets, distinct_settings)
+
+        def combine(_chunk: int, _batch: int, part: Any) -> None:
+            index, n = part
+            counts[index] += n  # distinct indices; integer sums: exact in any completion order
+
+    map_chunks(source, fn, chunk_snapshots=step, combine=combine, batches=[args], execution=execution,
+               progress=progress)
     return [counts[offsets[i]: offsets[i] + 6 ** int(sizes[i])] for i in range(len(subsystems))]
 
 
@@ -677,7 +783,8 @@ def _robust_clustered_purity(
     source: SnapshotSource, subs: Sequence[tuple[int, ...]], attenuations: Sequence[tuple[np.ndarray, np.ndarray]],
     chunk_snapshots: int, progress: Progress | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Calibrated purity excluding same-setting pairs, with delete-one-setting jackknife errors (two passes).
+    """Calibrated purity excluding same-setting pairs, with delete-one-setting jackknife errors (two passes,
+    streamed in this process: setting runs are joined across chunks).
 
     Same-setting pairs are removed per Pauli: the cross-setting pair sum of ``P`` is
     ``S_P^2 - sum_g S_Pg^2``, and a setting ``g`` (bases fixed) matches one Pauli per subset
@@ -875,9 +982,10 @@ def estimate_renyi2(
     max_size: int = DEFAULT_MAX_SIZE,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
     memory_limit: int = 4 * 2**30,
-    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    chunk_snapshots: int | None = None,
     progress: Progress | None = None,
     calibration: Calibration | None = None,
+    execution: Execution | None = None,
 ) -> EntropyEstimates:
     """Renyi-2 entropies ``S2(A) = -log_base tr(rho_A^2)`` of many subsystems (see the module docs).
 
@@ -894,13 +1002,16 @@ def estimate_renyi2(
     max_size:
         Largest subsystem accepted (its pattern table has ``6^size`` entries).
     memory_budget:
-        Bytes of count tables filled in one pass over the data; more subsystems take more
-        passes (each subsystem is finished, and its table freed, right after its pass).
+        Bytes of count tables filled in one pass over the data (at most a quarter of
+        ``execution.memory``, :func:`table_budget`); more subsystems take more passes (each
+        subsystem is finished, and its table freed, right after its pass).
     memory_limit:
-        Refuse, before allocating, a subsystem whose tables would need more bytes than this.
+        Refuse, before allocating, a subsystem whose tables would need more bytes than this
+        (finishing a subsystem happens here, after its pass, and is bounded by this, not by
+        ``execution.memory``).
     chunk_snapshots, progress:
-        Snapshots read at a time (bounds memory); callback with each chunk's snapshot count, in
-        each of the :func:`counting_passes` passes.
+        Snapshots read at a time (default: derived from ``execution``; see :func:`chunk_size`);
+        callback with each chunk's snapshot count, in each of the :func:`counting_passes` passes.
     calibration:
         A robust-shadow :class:`~shadowlab.estimate.calibration.Calibration` of the noisy
         measurement (default: none, the plain estimator). Each Pauli's pair term is divided by
@@ -908,6 +1019,12 @@ def estimate_renyi2(
         calibration must cover every subset of every subsystem (a complete locality ``>= |A|``)
         and match the data's qubit count and ensemble (:meth:`Calibration.check_data`; a
         readout-twirl mismatch is warned about). The standard errors include the calibration's.
+    execution:
+        Where the counting passes run and the memory bound of a chunk task (default: this
+        process, 1 GiB). With independent settings the counts come from :func:`pattern_counts`
+        (distributed when the execution is); with repeated settings the passes carry setting runs
+        across chunks and stream in this process (see "Execution" in the module documentation).
+        The estimates are identical either way.
 
     Raises
     ------
@@ -951,11 +1068,11 @@ def estimate_renyi2(
     purity = np.zeros(len(subs))
     se = np.zeros(len(subs))
     pairs = np.zeros(len(subs))
-    for group in _groups(subs, memory_budget, 24 if clustered else 8):
+    for group in _groups(subs, table_budget(memory_budget, execution), 24 if clustered else 8):
         gsubs = [subs[i] for i in group]
         if not clustered:
             tables = pattern_counts(source, gsubs, chunk_snapshots=chunk_snapshots, progress=progress,
-                                    distinct_settings=True)
+                                    distinct_settings=True, execution=execution)
             for i, c in zip(group, tables, strict=True):
                 if attenuations is None:
                     stats = purity_from_counts(c, len(subs[i]))
@@ -964,19 +1081,36 @@ def estimate_renyi2(
                 purity[i], se[i], pairs[i] = stats.purity, stats.stderr, stats.n_pairs
             del tables, c  # free this group's tables before the next group's are allocated
         elif attenuations is not None:
-            p, s, d = _robust_clustered_purity(source, gsubs, [attenuations[i] for i in group], chunk_snapshots,
-                                               progress)
+            step = chunk_size(source, execution, chunk_snapshots, extra_row_bytes=_setting_run_row_bytes(gsubs),
+                              fixed_bytes=16.0 * _layout(gsubs)[3], what="the robust purity with repeated settings")
+            p, s, d = _robust_clustered_purity(source, gsubs, [attenuations[i] for i in group], step, progress)
             purity[group], se[group], pairs[group] = p, s, d
         else:
-            p, s, d = _clustered_purity(source, gsubs, chunk_snapshots, progress)
+            step = chunk_size(source, execution, chunk_snapshots, fixed_bytes=_run_pass_bytes(gsubs),
+                              what="the purity with repeated settings")
+            p, s, d = _clustered_purity(source, gsubs, step, progress)
             purity[group], se[group], pairs[group] = p, s, d
     return _finish(subs, purity, se, pairs, n, key, ln_base, level, clustered, calibration is not None)
+
+
+def _run_pass_bytes(subs: Sequence[tuple[int, ...]]) -> float:
+    """Fixed bytes of :func:`_run_pass`: counts and two work vectors per pattern, and the run buffers."""
+    _, sizes, _, total = _layout(subs)
+    return 24.0 * total + 16.0 * len(subs) * 2 ** int(sizes.max())
+
+
+def _setting_run_row_bytes(subs: Sequence[tuple[int, ...]]) -> float:
+    """Per-snapshot temporaries of :func:`_setting_runs`: the run index, and per subsystem the int64
+    basis and outcome columns, outcome and pattern indices and weights, and (at most one run per
+    snapshot) a run's int64 outcome histogram and its float64 Walsh transform."""
+    return 8.0 + sum(16.0 * len(sub) + 32.0 + 16.0 * 2 ** len(sub) for sub in subs)
 
 
 def _clustered_purity(
     source: SnapshotSource, subs: Sequence[tuple[int, ...]], chunk_snapshots: int, progress: Progress | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Purity excluding same-setting pairs, with delete-one-setting jackknife standard errors (two passes)."""
+    """Purity excluding same-setting pairs, with delete-one-setting jackknife standard errors (two passes,
+    streamed in this process: setting runs are carried from chunk to chunk)."""
     st = _RunState.make(subs)
     _, _, _, total = _layout(subs)
     counts = np.zeros(total, dtype=np.int64)
@@ -1034,6 +1168,7 @@ __all__ = [
     "PurityStats",
     "axiswise",
     "check_subsystems",
+    "chunk_size",
     "contiguous_subsystems",
     "counting_passes",
     "estimate_renyi2",
@@ -1045,5 +1180,6 @@ __all__ = [
     "robust_table_bytes",
     "subset_attenuations",
     "subset_masks",
+    "table_budget",
     "table_bytes",
 ]

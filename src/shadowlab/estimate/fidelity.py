@@ -62,6 +62,7 @@ as it should. Values are formed in floating point: robust estimates need ``n`` u
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -83,6 +84,7 @@ from shadowlab.errors import EstimationError, QubitCountMismatchError, Shadowlab
 from shadowlab.estimate.calibration import FORMAT as CALIBRATION_FORMAT
 from shadowlab.estimate.calibration import RESOLVED_STDERRS, CalibrationWarning, read_calibration_document
 from shadowlab.estimate.results import Estimates
+from shadowlab.execution import LOCAL, Execution, map_chunks
 
 FIDELITY_ESTIMATORS = ("mean", "mom")
 #: ``"format"`` of a calibration file (shared with local-Pauli calibrations; ``"ensemble"`` tells them apart).
@@ -244,13 +246,17 @@ def _value_from_exponent(n: int, k: int | None) -> float:
                               f"2^{n - k} overflows a float; the data are not random Cliffords?") from None
 
 
+def _check_target(target: Target, n_qubits: int) -> None:
+    if target.n_qubits != n_qubits:
+        raise QubitCountMismatchError(f"target: the target has {target.n_qubits} qubits but the snapshots have "
+                                      f"{n_qubits}; give a target on {n_qubits} qubits")
+
+
 def _overlaps(target: Target, snapshots: Iterable[tuple[stim.Tableau, np.ndarray]], n_qubits: int
               ) -> Iterator[int | float | None]:
     """Per snapshot: the exponent ``k`` of ``|<b|U|psi>|^2 = 2^-k`` (``None`` for 0) for stabilizer
     targets, else the overlap ``|<b|U|psi>|^2`` itself."""
-    if target.n_qubits != n_qubits:
-        raise QubitCountMismatchError(f"target: the target has {target.n_qubits} qubits but the snapshots have "
-                                      f"{n_qubits}; give a target on {n_qubits} qubits")
+    _check_target(target, n_qubits)
     if isinstance(target, StabilizerTarget):
         base = target.simulator()
         targets = list(range(n_qubits))
@@ -294,22 +300,197 @@ def _open_source(source: Source) -> CliffordStore | CliffordSnapshots:
     return source
 
 
-def _per_chunk(source: CliffordStore | CliffordSnapshots, tgt: Target,
-               func: Callable[[Target, CliffordSnapshots, int], np.ndarray],
-               progress: Callable[[int], None] | None) -> np.ndarray:
-    """``func(tgt, chunk, n_qubits)`` over the chunks of ``source``, concatenated."""
-    if isinstance(source, CliffordSnapshots):
-        chunks: Iterable[tuple[int, CliffordSnapshots]] = [(0, source)]
-    else:
-        chunks = source.iter_chunks(min(source.chunk_snapshots, 1024))
-    parts = []
-    for _, chunk in chunks:
-        parts.append(func(tgt, chunk, chunk.n_qubits))
-        if progress is not None:
-            progress(chunk.n_snapshots)
-    if isinstance(source, CliffordStore) and tgt.n_qubits != source.n_qubits:
-        func(tgt, CliffordSnapshots.from_tableaux([], np.zeros((0, source.n_qubits), np.uint8)), source.n_qubits)
-    return np.concatenate(parts) if parts else np.zeros(0)
+# -- streaming: per-chunk moments of the single-snapshot values ------------------------------------------
+#: Default snapshots per chunk (each snapshot costs a stabilizer or state-vector simulation).
+DEFAULT_CHUNK_SNAPSHOTS = 1024
+#: What a chunk task computes per snapshot: the ideal fidelity value, the overlap ``|<b|U|psi>|^2``,
+#: or the robust value from the overlap.
+_VALUE, _OVERLAP, _ROBUST = "value", "overlap", "robust"
+
+
+@dataclass(frozen=True)
+class _CliffordRows:
+    """In-memory snapshots as a row source of :func:`map_chunks` (a store is one already)."""
+
+    data: CliffordSnapshots
+
+    @property
+    def n_snapshots(self) -> int:
+        return self.data.n_snapshots
+
+    def subset(self, start: int, stop: int) -> CliffordSnapshots:
+        d = self.data
+        return CliffordSnapshots(d.tableaux[start:stop], d.signs[start:stop], d.outcomes[start:stop], d.metadata)
+
+    def iter_chunks(self, chunk_snapshots: int) -> Iterator[tuple[int, CliffordSnapshots]]:
+        for start in range(0, self.n_snapshots, chunk_snapshots):
+            yield start, self.subset(start, start + chunk_snapshots)
+
+
+def _rows(source: CliffordStore | CliffordSnapshots) -> CliffordStore | _CliffordRows:
+    return _CliffordRows(source) if isinstance(source, CliffordSnapshots) else source
+
+
+def clifford_row_bytes(n_qubits: int) -> float:
+    """Bytes a chunk holds per snapshot: the packed tableau, signs and outcomes as read and the
+    storage layer's decoded copies of them, the unpacked outcomes, and two float64 values."""
+    nb = -(-n_qubits // 8)
+    return 2.0 * (4 * n_qubits * nb + 3 * nb) + n_qubits + 16.0
+
+
+def target_bytes(target: Target) -> float:
+    """Bytes a chunk task holds for the target: a few copies of a state vector (complex128), or
+    the stabilizer simulator's tableau and its per-snapshot copy."""
+    if isinstance(target, StatevectorTarget):
+        return 4.0 * 16.0 * target.statevector.size
+    return 16.0 * target.n_qubits**2
+
+
+def _robust_values(x: np.ndarray, n_qubits: int, f_hat: float) -> np.ndarray:
+    """``(x - 2^-n) / f_hat + 2^-n``, refusing values that overflow a float."""
+    floor = math.ldexp(1.0, -n_qubits)
+    with np.errstate(over="ignore"):
+        values = (x - floor) / f_hat + floor
+    if not np.all(np.isfinite(values)):
+        raise EstimationError(f"robust fidelity values overflow a float for {n_qubits} qubits with f = "
+                              f"{f_hat:.3g}; the robust estimator supports up to about 500 qubits")
+    return values
+
+
+def _chunk_values(chunk: CliffordSnapshots, target: Target, kind: str, f_hat: float) -> np.ndarray:
+    """The chunk's per-snapshot values of ``kind`` (:data:`_VALUE`, :data:`_OVERLAP` or :data:`_ROBUST`)."""
+    n = chunk.n_qubits
+    if kind == _VALUE:
+        return snapshot_values(target, chunk, n)
+    x = snapshot_overlaps(target, chunk, n)
+    return x if kind == _OVERLAP else _robust_values(x, n, f_hat)
+
+
+def _segments(values: np.ndarray, offset: int, cuts: np.ndarray) -> np.ndarray:
+    """``(S, 4)`` rows ``(first snapshot, count, mean, sum of squared deviations)`` of ``values``
+    (snapshots ``offset ...``) cut at the global indices ``cuts`` that fall inside."""
+    m = values.size
+    inner = cuts[(cuts > offset) & (cuts < offset + m)] - offset
+    edges = np.concatenate([[0], inner, [m]]).astype(np.int64)
+    rows = np.empty((edges.size - 1, 4))
+    for i, (a, b) in enumerate(itertools.pairwise(edges)):
+        part = values[a:b]
+        mean = part.mean()
+        rows[i] = (offset + a, b - a, mean, np.sum((part - mean) ** 2))
+    return rows
+
+
+def _moments_chunk(chunk: CliffordSnapshots, offset: int, target: Target, kind: str, f_hat: float,
+                   cuts: np.ndarray) -> np.ndarray:
+    """A :func:`map_chunks` task: the segment moments (:func:`_segments`) of one chunk's values."""
+    return _segments(_chunk_values(chunk, target, kind, f_hat), offset, cuts)
+
+
+def _merge(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float, float]:
+    """Count, mean and sum of squared deviations of two adjacent groups (Chan, Golub and LeVeque's
+    pairwise update: no cancellation, unlike sums of squares)."""
+    na, ma, qa = a
+    nb, mb, qb = b
+    if na == 0:
+        return b
+    n = na + nb
+    d = mb - ma
+    return n, ma + d * nb / n, qa + qb + d * d * na * nb / n
+
+
+@dataclass(frozen=True)
+class ValueMoments:
+    """Moments of single-snapshot values over the segments between cut points.
+
+    Segment ``i`` holds snapshots ``starts[i] : starts[i] + counts[i]`` (contiguous, in order);
+    ``means[i]`` and ``m2[i]`` are the mean of its values and their sum of squared deviations.
+    Segments are the intervals between the requested cut points (block bounds, points of a
+    running estimate), so block and prefix statistics need no per-snapshot values. Memory: 32
+    bytes per segment, whatever the number of snapshots.
+    """
+
+    starts: np.ndarray
+    counts: np.ndarray
+    means: np.ndarray
+    m2: np.ndarray
+
+    @property
+    def n_snapshots(self) -> int:
+        """Snapshots covered."""
+        return int(self.counts.sum())
+
+    def _segment(self, i: int) -> tuple[float, float, float]:
+        return float(self.counts[i]), float(self.means[i]), float(self.m2[i])
+
+    def total(self) -> tuple[int, float, float]:
+        """``(count, mean, sum of squared deviations)`` of all values, merged in snapshot order."""
+        acc = (0.0, 0.0, 0.0)
+        for i in range(self.counts.size):
+            acc = _merge(acc, self._segment(i))
+        return int(acc[0]), acc[1], acc[2]
+
+    def block_means(self, bounds: np.ndarray) -> np.ndarray:
+        """Mean of the values of each block ``bounds[j] : bounds[j + 1]`` (bounds among the cut points)."""
+        block = np.searchsorted(bounds, self.starts, side="right") - 1
+        acc = [(0.0, 0.0, 0.0)] * (len(bounds) - 1)
+        for i, j in enumerate(block):
+            acc[j] = _merge(acc[j], self._segment(i))
+        return np.array([a[1] for a in acc])
+
+    def running(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(k, mean, variance)`` of the first ``k`` values at the end of each segment (variance
+        with ``k - 1`` in the denominator; 0 for ``k = 1``)."""
+        acc = (0.0, 0.0, 0.0)
+        out = np.empty((self.counts.size, 3))
+        for i in range(self.counts.size):
+            acc = _merge(acc, self._segment(i))
+            out[i] = acc
+        k = out[:, 0]
+        return k.astype(np.int64), out[:, 1], out[:, 2] / np.maximum(k - 1.0, 1.0)
+
+
+class _SegmentFold:
+    """Joins per-chunk segments in snapshot order as results arrive (in any order), merging a
+    segment into the previous one unless it starts at a cut point; the result is the same
+    however the chunks were cut, up to rounding, and bit for bit the same in any arrival order."""
+
+    def __init__(self, cuts: np.ndarray) -> None:
+        self._cuts = {int(c) for c in cuts} | {0}
+        self._waiting: dict[int, np.ndarray] = {}
+        self._next = 0
+        self._rows: list[list[float]] = []
+
+    def add(self, chunk: int, rows: np.ndarray) -> None:
+        # Float partial results are reduced in chunk order only: results that arrive early wait.
+        self._waiting[chunk] = rows
+        while self._next in self._waiting:
+            for start, count, mean, m2 in self._waiting.pop(self._next):
+                if self._rows and int(start) not in self._cuts:
+                    last = self._rows[-1]
+                    last[1:] = _merge((last[1], last[2], last[3]), (count, mean, m2))
+                else:
+                    self._rows.append([start, count, mean, m2])
+            self._next += 1
+
+    def moments(self) -> ValueMoments:
+        rows = np.array(self._rows, dtype=np.float64).reshape(-1, 4)
+        return ValueMoments(rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64), rows[:, 2], rows[:, 3])
+
+
+def _stream_moments(src: CliffordStore | CliffordSnapshots, tgt: Target, kind: str, f_hat: float,
+                    cuts: Iterable[int], execution: Execution | None, progress: Callable[[int], None] | None,
+                    what: str) -> ValueMoments:
+    """Moments of the per-snapshot values of ``kind`` between ``cuts``, chunk by chunk (distributed
+    when ``execution`` is); the target must match the data (:func:`_value_kind`)."""
+    ex = execution or LOCAL
+    cut_points = np.unique(np.asarray(list(cuts), dtype=np.int64))
+    # The target, and the segment rows a chunk returns (one per cut point at most, plus one).
+    fixed = target_bytes(tgt) + 32.0 * (cut_points.size + 1)
+    step = ex.rows_per_chunk(clifford_row_bytes(src.n_qubits), fixed, default=DEFAULT_CHUNK_SNAPSHOTS, what=what)
+    fold = _SegmentFold(cut_points)
+    map_chunks(_rows(src), _moments_chunk, chunk_snapshots=step, combine=lambda ci, _b, rows: fold.add(ci, rows),
+               batches=[(tgt, kind, f_hat, cut_points)], execution=ex, progress=progress)
+    return fold.moments()
 
 
 def fidelity_values(
@@ -324,6 +505,8 @@ def fidelity_values(
     Without a calibration: ``(2^n + 1) x - 1`` with ``x = |<b|U|psi>|^2``. With one (a
     :class:`CliffordCalibration` or its file): the robust ``(x - 2^-n) / f_hat + 2^-n`` (see the
     module documentation); summarize them with :func:`summarize` and the *same* calibration.
+    The result holds 8 bytes per snapshot and is computed in this process; for memory bounded
+    independently of the data size (and distributed runs) use :func:`fidelity_moments`.
 
     Raises
     ------
@@ -334,18 +517,69 @@ def fidelity_values(
     """
     src = _open_source(source)
     tgt = make_target(target)
-    cal = _resolve_calibration(calibration)
+    kind, f_hat = _value_kind(src, tgt, _resolve_calibration(calibration))
+    parts = []
+    for _, chunk in _rows(src).iter_chunks(DEFAULT_CHUNK_SNAPSHOTS):
+        parts.append(_chunk_values(chunk, tgt, kind, f_hat))
+        if progress is not None:
+            progress(chunk.n_snapshots)
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _value_kind(src: CliffordStore | CliffordSnapshots, tgt: Target, cal: CliffordCalibration | None
+                ) -> tuple[str, float]:
+    """Check target and calibration against the data; the per-snapshot value kind and ``f_hat``."""
+    _check_target(tgt, src.n_qubits)
     if cal is None:
-        return _per_chunk(src, tgt, snapshot_values, progress)
+        return _VALUE, 0.0
     cal.check_data(src)
-    x = _per_chunk(src, tgt, snapshot_overlaps, progress)
-    floor = math.ldexp(1.0, -cal.n_qubits)
-    with np.errstate(over="ignore"):
-        values = (x - floor) / cal.f_hat + floor
-    if not np.all(np.isfinite(values)):
-        raise EstimationError(f"robust fidelity values overflow a float for {cal.n_qubits} qubits with f = "
-                              f"{cal.f_hat:.3g}; the robust estimator supports up to about 500 qubits")
-    return values
+    return _ROBUST, cal.f_hat
+
+
+def mom_bounds(n_snapshots: int, n_blocks: int) -> np.ndarray:
+    """``(K + 1,)`` bounds of the median-of-means blocks: ``K`` contiguous blocks, the first
+    ``N mod K`` one snapshot longer (as :func:`numpy.array_split`)."""
+    if not 1 <= n_blocks <= n_snapshots:
+        raise ShadowlabError(f"n_blocks must be between 1 and the number of snapshots ({n_snapshots}), got {n_blocks}")
+    sizes = np.full(n_blocks, n_snapshots // n_blocks, dtype=np.int64)
+    sizes[: n_snapshots % n_blocks] += 1
+    return np.concatenate([[0], np.cumsum(sizes)])
+
+
+def _check_summary(n: int, level: float, estimator: str, n_blocks: int) -> None:
+    if not 0.0 < level < 1.0:
+        raise ShadowlabError(f"level must be in (0, 1), got {level}")
+    if estimator not in FIDELITY_ESTIMATORS:
+        raise ShadowlabError(f"estimator must be one of {', '.join(FIDELITY_ESTIMATORS)}, got {estimator!r}")
+    if n < 2:
+        raise EstimationError(f"a fidelity estimate with an error bar needs at least 2 snapshots, got {n}")
+    if estimator == "mom":
+        mom_bounds(n, n_blocks)  # refuses a block count outside 1..N
+
+
+def fidelity_moments(
+    source: Source,
+    target: Any,
+    *,
+    calibration: CliffordCalibration | str | os.PathLike[str] | None = None,
+    cuts: Iterable[int] = (),
+    execution: Execution | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ValueMoments:
+    """Moments of the per-snapshot fidelity values (as :func:`fidelity_values`) between ``cuts``.
+
+    Streams the data chunk by chunk, in this process or as Dask tasks on the cluster of
+    ``execution``; each chunk task holds :func:`clifford_row_bytes` per snapshot plus the
+    target (:func:`target_bytes`) within ``execution.memory``, and returns a few moments, so
+    memory does not grow with the number of snapshots. The per-chunk moments are merged in
+    snapshot order, so a distributed run equals the in-process one exactly, and any chunking
+    agrees up to rounding. ``cuts``: snapshot indices where segments must start (median-of-means
+    block bounds, points of a running estimate).
+    """
+    src = _open_source(source)
+    tgt = make_target(target)
+    kind, f_hat = _value_kind(src, tgt, _resolve_calibration(calibration))
+    return _stream_moments(src, tgt, kind, f_hat, cuts, execution, progress, "the fidelity estimate")
 
 
 def summarize(values: np.ndarray, *, level: float = 0.95, estimator: str = "mean", n_blocks: int = 10,
@@ -355,30 +589,36 @@ def summarize(values: np.ndarray, *, level: float = 0.95, estimator: str = "mean
 
     ``estimator='mean'``: the sample mean, ``se = s / sqrt(N)`` (``s`` the sample standard deviation).
     ``estimator='mom'``: the median of ``n_blocks`` contiguous block means (robust to rare huge
-    values), with ``sqrt(pi / 2)`` times that ``se`` (the efficiency of a median of normal block means).
+    values; blocks as :func:`mom_bounds`), with ``sqrt(pi / 2)`` times that ``se`` (the
+    efficiency of a median of normal block means).
 
     With ``calibration`` (the one :func:`fidelity_values` used to make ``values``), the calibration's
     error is added by the delta method, ``se^2 + ((F_hat - 2^-n) se_f / f_hat)^2``, and the result is
     marked ``calibrated``.
     """
     values = np.asarray(values, dtype=np.float64)
-    if not 0.0 < level < 1.0:
-        raise ShadowlabError(f"level must be in (0, 1), got {level}")
-    if estimator not in FIDELITY_ESTIMATORS:
-        raise ShadowlabError(f"estimator must be one of {', '.join(FIDELITY_ESTIMATORS)}, got {estimator!r}")
+    _check_summary(values.size, level, estimator, n_blocks)
+    cuts = mom_bounds(values.size, n_blocks) if estimator == "mom" else np.zeros(0, dtype=np.int64)
+    fold = _SegmentFold(cuts)
+    fold.add(0, _segments(values, 0, cuts))
+    return summarize_moments(fold.moments(), level=level, estimator=estimator, n_blocks=n_blocks, label=label,
+                             calibration=calibration)
+
+
+def summarize_moments(moments: ValueMoments, *, level: float = 0.95, estimator: str = "mean", n_blocks: int = 10,
+                      label: str = "fidelity",
+                      calibration: CliffordCalibration | str | os.PathLike[str] | None = None) -> Estimates:
+    """:func:`summarize` from :class:`ValueMoments` (for ``'mom'`` cut at :func:`mom_bounds`)."""
+    n, mean, m2 = moments.total()
+    _check_summary(n, level, estimator, n_blocks)
     cal = _resolve_calibration(calibration)
-    n = values.size
-    if n < 2:
-        raise EstimationError(f"a fidelity estimate with an error bar needs at least 2 snapshots, got {n}")
-    se = float(values.std(ddof=1) / math.sqrt(n))
+    se = math.sqrt(m2 / (n - 1)) / math.sqrt(n)
     blocks = 1
     if estimator == "mean":
-        est = float(values.mean())
+        est = mean
     else:
-        if not 1 <= n_blocks <= n:
-            raise ShadowlabError(f"n_blocks must be between 1 and the number of snapshots ({n}), got {n_blocks}")
         blocks = n_blocks
-        est = float(np.median([b.mean() for b in np.array_split(values, n_blocks)]))
+        est = float(np.median(moments.block_means(mom_bounds(n, n_blocks))))
         se *= math.sqrt(math.pi / 2.0)
     if cal is not None:
         se = math.hypot(se, (est - math.ldexp(1.0, -cal.n_qubits)) * cal.stderr / cal.f_hat)
@@ -399,6 +639,7 @@ def estimate_fidelity(
     n_blocks: int = 10,
     calibration: CliffordCalibration | str | os.PathLike[str] | None = None,
     progress: Callable[[int], None] | None = None,
+    execution: Execution | None = None,
 ) -> Estimates:
     """Estimate ``F = <psi| rho |psi>`` from global-Clifford snapshots of ``rho``.
 
@@ -411,11 +652,15 @@ def estimate_fidelity(
     level:
         Confidence level of the normal interval.
     estimator, n_blocks:
-        ``'mean'`` or ``'mom'`` (median of ``n_blocks`` block means).
+        ``'mean'`` or ``'mom'`` (median of ``n_blocks`` block means; the blocks are
+        :func:`mom_bounds`, fixed by the number of snapshots, not by the chunks).
     calibration:
         Robust shadows: a :class:`CliffordCalibration` (from :func:`calibrate_clifford`) or the
         path of its file, measured on the same device and qubit count; default None (ideal
         measurements assumed).
+    progress, execution:
+        A callback with the snapshots done; where the pass runs and the memory bound of a chunk
+        task (default: this process, 1 GiB; see :func:`fidelity_moments`). The result is the same.
 
     Returns
     -------
@@ -439,8 +684,11 @@ def estimate_fidelity(
     True
     """
     cal = _resolve_calibration(calibration)
-    values = fidelity_values(source, target, calibration=cal, progress=progress)
-    return summarize(values, level=level, estimator=estimator, n_blocks=n_blocks, calibration=cal)
+    src = _open_source(source)
+    _check_summary(src.n_snapshots, level, estimator, n_blocks)
+    cuts = mom_bounds(src.n_snapshots, n_blocks) if estimator == "mom" else ()
+    moments = fidelity_moments(src, target, calibration=cal, cuts=cuts, execution=execution, progress=progress)
+    return summarize_moments(moments, level=level, estimator=estimator, n_blocks=n_blocks, calibration=cal)
 
 
 # -- robust shadows: calibration of the global-Clifford measurement ---------------------------------------
@@ -618,6 +866,7 @@ def calibrate_clifford(
     source: Source,
     *,
     progress: Callable[[int], None] | None = None,
+    execution: Execution | None = None,
 ) -> CliffordCalibration:
     """Calibrate a noisy global-Clifford measurement from snapshots of ``|0...0>``.
 
@@ -633,6 +882,9 @@ def calibrate_clifford(
         simulate-clifford zero:N``).
     progress:
         Called with the number of snapshots done after each chunk.
+    execution:
+        Where the pass runs and the memory bound of a chunk task (as for :func:`fidelity_moments`;
+        the mean and deviations of ``x0`` are merged from per-chunk moments in snapshot order).
 
     Returns
     -------
@@ -670,10 +922,11 @@ def calibrate_clifford(
         warnings.warn(f"the calibration data record the state {state!r}, not the calibration state zero:{n} "
                       "(|0...0>); a calibration on another state is wrong by its infidelity", CalibrationWarning,
                       stacklevel=2)
-    x0 = _per_chunk(src, StabilizerTarget(stim.Tableau(n), f"zero:{n}"), snapshot_overlaps, progress)
+    _, mean_x0, m2_x0 = _stream_moments(src, StabilizerTarget(stim.Tableau(n), f"zero:{n}"), _OVERLAP, 0.0, (),
+                                        execution, progress, "the Clifford calibration").total()
     floor = math.ldexp(1.0, -n)
-    f_hat = float((x0.mean() - floor) / (1.0 - floor))
-    se = float(x0.std(ddof=1) / math.sqrt(n_snap) / (1.0 - floor))
+    f_hat = float((mean_x0 - floor) / (1.0 - floor))
+    se = math.sqrt(m2_x0 / (n_snap - 1)) / math.sqrt(n_snap) / (1.0 - floor)
     f_ideal = ideal_shadow_factor(n)
     if f_hat < -RESOLVED_STDERRS * se or f_hat > f_ideal + RESOLVED_STDERRS * se + 1e-12 * f_ideal:
         raise ShadowlabError(

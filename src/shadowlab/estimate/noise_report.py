@@ -15,6 +15,10 @@ alone cannot tell them apart. Without twirling only ``p01`` is observable (``|0>
 raw 1), and the report says so. The symmetric flip that twirling leaves is ``(p01 + p10) / 2``,
 and ``g = 1 - 2 * flip`` is the qubit's calibration factor.
 
+The counts are integer sums over chunks of snapshots (:func:`shadowlab.execution.map_chunks`:
+in this process or, with a distributed :class:`~shadowlab.execution.Execution`, as Dask
+tasks, with identical results).
+
 Gate error (from data of a known stabilizer state)
 --------------------------------------------------
 For a state prepared by a stim circuit, every generator ``C Z_k C^dagger`` of its stabilizer
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +40,8 @@ import numpy as np
 import stim
 
 from shadowlab.errors import ShadowlabError
-from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS
+from shadowlab.estimate.entropy import chunk_size
+from shadowlab.execution import Execution, map_chunks
 from shadowlab.paulis import PauliString
 
 __all__ = ["ReadoutReport", "readout_report", "stabilizer_generators"]
@@ -93,8 +99,31 @@ class ReadoutReport:
         return json.dumps({"summary": self.summary(), "qubits": self.rows()}, indent=1)
 
 
-def readout_report(source: Any, *, chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS) -> ReadoutReport:
+#: Per-snapshot and qubit temporaries of :func:`_readout_chunk`: the Z mask, the twirl values (when
+#: untwirled, zeros), the selection and the selected ones (one byte each).
+_READOUT_TEMP_BYTES_PER_QUBIT = 4.0
+
+
+def _readout_chunk(chunk: Any, offset: int) -> np.ndarray:
+    """``(2, 2, n)`` int64 of one chunk: per twirl value, Z-basis snapshots and those that read 1."""
+    z = chunk.bases == 2
+    t = chunk.twirl if chunk.twirl is not None else np.zeros_like(chunk.outcomes)
+    out = np.zeros((2, 2, chunk.outcomes.shape[1]), dtype=np.int64)
+    for value in (0, 1):
+        sel = z & (t == value)
+        out[0, value] = sel.sum(axis=0)
+        out[1, value] = (sel & (chunk.outcomes == 1)).sum(axis=0)
+    return out
+
+
+def readout_report(source: Any, *, chunk_snapshots: int | None = None, execution: Execution | None = None,
+                   progress: Callable[[int], None] | None = None) -> ReadoutReport:
     """Estimate per-qubit readout flips from snapshots of ``|0...0>`` (see the module documentation).
+
+    ``chunk_snapshots`` (default: derived from ``execution``, see
+    :func:`shadowlab.estimate.entropy.chunk_size`), ``execution`` (where the counting runs and
+    the memory bound of a chunk task; default this process, 1 GiB) and ``progress`` (called
+    with the snapshots done) only change how the integer counts are gathered, not the result.
 
     Raises
     ------
@@ -103,15 +132,16 @@ def readout_report(source: Any, *, chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOT
     """
     n = source.n_qubits
     twirled = bool(getattr(source, "readout_twirl", False))
-    count = np.zeros((2, n), dtype=np.int64)  # Z-basis snapshots per twirl value
-    ones = np.zeros((2, n), dtype=np.int64)  # ... that read 1
-    for _, chunk in source.iter_chunks(chunk_snapshots):
-        z = chunk.bases == 2
-        t = chunk.twirl if chunk.twirl is not None else np.zeros_like(chunk.outcomes)
-        for value in (0, 1):
-            sel = z & (t == value)
-            count[value] += sel.sum(axis=0)
-            ones[value] += (sel & (chunk.outcomes == 1)).sum(axis=0)
+    # Counters: the task's (2, 2, n) result and the totals here.
+    step = chunk_size(source, execution, chunk_snapshots, extra_row_bytes=_READOUT_TEMP_BYTES_PER_QUBIT * n,
+                      fixed_bytes=64.0 * n, what="the readout report")
+    totals = np.zeros((2, 2, n), dtype=np.int64)
+
+    def combine(_chunk: int, _batch: int, part: np.ndarray) -> None:
+        np.add(totals, part, out=totals)  # integer sums: exact in any completion order
+
+    map_chunks(source, _readout_chunk, chunk_snapshots=step, combine=combine, execution=execution, progress=progress)
+    count, ones = totals  # Z-basis snapshots per twirl value, and those that read 1
     if np.any(count.sum(axis=0) == 0):
         q = int(np.flatnonzero(count.sum(axis=0) == 0)[0])
         raise ShadowlabError(f"qubit {q} was never measured in Z: readout flips need Z-basis snapshots of |0...0>")

@@ -76,7 +76,8 @@ from shadowlab.estimate.entropy import (
     require_uniform_scheme,
     subset_attenuations,
 )
-from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource
+from shadowlab.estimate.pauli import SnapshotSource
+from shadowlab.execution import Execution
 
 if TYPE_CHECKING:
     from shadowlab.estimate.calibration import Calibration
@@ -366,9 +367,10 @@ def estimate_rdm(
     *,
     max_qubits: int = DEFAULT_MAX_QUBITS,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
-    chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
+    chunk_snapshots: int | None = None,
     progress: Progress | None = None,
     calibration: Calibration | None = None,
+    execution: Execution | None = None,
 ) -> ReducedState:
     """Estimate the reduced density matrix of ``qubits`` (see the module docs for conventions).
 
@@ -381,6 +383,12 @@ def estimate_rdm(
     before the measurement noise (the robust reduced state; projection as before). The
     calibration must cover every subset of ``qubits`` (a complete locality ``>= len(qubits)``)
     and match the data (:meth:`Calibration.check_data`); the errors include its own.
+
+    The one pass over the data is :func:`shadowlab.estimate.entropy.pattern_counts`: exact
+    integer counts, in this process or on the cluster of ``execution`` (identical results), each
+    chunk task within ``execution.memory`` (the rows and two copies of the ``8 * 6^k``-byte
+    table); ``chunk_snapshots`` (default: from ``execution``) as there. Forming the matrix
+    afterwards happens here and is bounded by ``memory_limit``.
 
     Examples
     --------
@@ -405,7 +413,7 @@ def estimate_rdm(
     if calibration is not None:
         calibration.check_data(source)
         attenuation = subset_attenuations(calibration, qs)
-    (counts,) = pattern_counts(source, [qs], chunk_snapshots=chunk_snapshots, progress=progress)
+    (counts,) = pattern_counts(source, [qs], chunk_snapshots=chunk_snapshots, progress=progress, execution=execution)
     return rdm_from_counts(counts, qs, attenuation=attenuation)
 
 

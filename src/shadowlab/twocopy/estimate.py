@@ -15,30 +15,45 @@ an i.i.d. ``+-1`` variable over shots: unbiased, with standard error
 
 ``|tr(P rho)|`` is ``sqrt(max(estimate, 0))`` with the interval's end points mapped the same
 way (a monotone map keeps the coverage); its standard error is the interval's half-width over
-the normal quantile. Data are streamed chunk by chunk from a store; memory is one chunk plus the
-counters.
+the normal quantile.
+
+Execution: every estimate is a function of integer odd-parity counts summed over chunks of
+shots, computed by :func:`shadowlab.execution.map_chunks` in this process or, with a
+distributed :class:`~shadowlab.execution.Execution` (``execution=``), as one Dask task per chunk
+and batch of Paulis; the counts, and so the estimates, are identical either way. Data are
+streamed chunk by chunk from a store; a chunk task holds, per shot, the two bit rows as read and
+decoded (:data:`BELL_ROW_BYTES_PER_QUBIT` per qubit pair) and, fixed, its Paulis' arrays and
+counters; the chunk size is derived from ``Execution.memory`` (or taken from
+``Execution.chunk_snapshots``, refused when it does not fit).
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 
 from shadowlab.errors import EstimationError, QubitCountMismatchError, ShadowlabError
 from shadowlab.estimate.results import Estimates
+from shadowlab.execution import LOCAL, Execution, map_chunks
 from shadowlab.kernels import bell_pauli_odd_counts, bell_swap_odd_counts, pack_bell
 from shadowlab.paulis import PauliArrays, PauliString, PauliSum
 from shadowlab.twocopy.data import BellData
 from shadowlab.twocopy.store import BellStore
 
 BELL_INTERVALS = ("wilson", "hoeffding")
+#: Default shots per chunk (a store reads whole on-disk chunks of about this many).
 _CHUNK = 1 << 18
+#: Bytes a chunk holds per shot and qubit pair: the ``a`` and ``c`` rows as read (2), the storage
+#: layer's decoded copies of them (2) and the two packed bit planes (0.25).
+BELL_ROW_BYTES_PER_QUBIT = 4.25
 
 BellSource = BellData | BellStore | str | os.PathLike[str]
+Progress = Callable[[int], None]
 
 
 def open_bell(source: BellSource) -> BellData | BellStore:
@@ -51,15 +66,63 @@ def open_bell(source: BellSource) -> BellData | BellStore:
                          f"{type(source).__name__}; local-Pauli shadows cannot give two-copy estimates")
 
 
-def _chunks(data: BellData | BellStore) -> Iterator[BellData]:
-    """One chunk of about ``_CHUNK`` shots at a time (whole on-disk chunks for a store)."""
+class _BellChunk(BellData):
+    """Bell shots of one chunk, with the ``n_snapshots`` that :func:`map_chunks` counts progress by."""
+
+    @property
+    def n_snapshots(self) -> int:
+        return self.n_shots
+
+
+@dataclass(frozen=True)
+class _BellDataRows:
+    """In-memory Bell shots as a row source of :func:`map_chunks` (sent to a cluster whole, once)."""
+
+    data: BellData
+
+    @property
+    def n_snapshots(self) -> int:
+        return self.data.n_shots
+
+    def subset(self, start: int, stop: int) -> _BellChunk:
+        return _BellChunk(self.data.a[start:stop], self.data.c[start:stop])
+
+    def iter_chunks(self, chunk_snapshots: int) -> Iterator[tuple[int, _BellChunk]]:
+        for start in range(0, self.n_snapshots, chunk_snapshots):
+            yield start, self.subset(start, start + chunk_snapshots)
+
+
+@dataclass(frozen=True)
+class _BellStoreRows:
+    """A Bell store as a row source of :func:`map_chunks` (each task reads its own rows)."""
+
+    store: BellStore
+
+    @property
+    def n_snapshots(self) -> int:
+        return self.store.n_shots
+
+    def read(self, start: int, stop: int) -> _BellChunk:
+        shots = self.store.read(start, stop)
+        return _BellChunk(shots.a, shots.c, shots.metadata)
+
+    def iter_chunks(self, chunk_snapshots: int) -> Iterator[tuple[int, _BellChunk]]:
+        for start in range(0, self.n_snapshots, chunk_snapshots):
+            yield start, self.read(start, start + chunk_snapshots)
+
+
+def _rows(data: BellData | BellStore) -> _BellDataRows | _BellStoreRows:
+    return _BellDataRows(data) if isinstance(data, BellData) else _BellStoreRows(data)
+
+
+def _chunk_shots(data: BellData | BellStore, execution: Execution, fixed_bytes: float, what: str) -> int:
+    """Shots per chunk within the execution's memory bound (default about ``_CHUNK``, whole on-disk
+    chunks of a store)."""
+    default = _CHUNK
     if isinstance(data, BellStore):
-        step = data.chunk_snapshots * max(1, _CHUNK // data.chunk_snapshots)
-        for _, chunk in data.iter_chunks(step):
-            yield chunk
-    else:
-        for start in range(0, data.n_shots, _CHUNK):
-            yield BellData(data.a[start:start + _CHUNK], data.c[start:start + _CHUNK])
+        default = data.chunk_snapshots * max(1, _CHUNK // data.chunk_snapshots)
+    return execution.rows_per_chunk(BELL_ROW_BYTES_PER_QUBIT * data.n_qubits, fixed_bytes, default=default,
+                                    what=what)
 
 
 def _as_paulis(paulis: PauliSum | Sequence[PauliString | str], n: int) -> tuple[list[PauliString], tuple[str, ...]]:
@@ -112,24 +175,49 @@ def _means(odd: np.ndarray, signs: np.ndarray, shots: int, interval: str, level:
     return mean, stderr, np.clip(lo, -1.0, 1.0), np.clip(hi, -1.0, 1.0)
 
 
-def pauli_odd_counts(data: BellSource, paulis: PauliSum | Sequence[PauliString | str]
+def _pauli_odd_chunk(chunk: BellData, offset: int, qubits: np.ndarray, codes: np.ndarray, weights: np.ndarray
+                     ) -> np.ndarray:
+    """Per Pauli of a batch, the chunk's shots with odd ``x.a + z.c`` (a :func:`map_chunks` task)."""
+    odd = np.zeros(len(weights), dtype=np.int64)
+    bell_pauli_odd_counts(pack_bell(chunk.a, chunk.c), qubits, codes, weights, odd)
+    return odd
+
+
+def pauli_odd_counts(data: BellSource, paulis: PauliSum | Sequence[PauliString | str], *,
+                     execution: Execution | None = None, progress: Progress | None = None,
                      ) -> tuple[np.ndarray, np.ndarray, int, tuple[str, ...]]:
-    """Per Pauli: shots with odd ``x.a + z.c``, the sign ``(-1)**#Y``, the shot count and labels."""
+    """Per Pauli: shots with odd ``x.a + z.c``, the sign ``(-1)**#Y``, the shot count and labels.
+
+    ``execution``: where the counting runs and the memory bound of a chunk task (default: this
+    process, 1 GiB). The Paulis are split into batches whose arrays and counters take at most
+    a quarter of the bound, each (chunk, batch) a task; the counts are exact integer sums, the
+    same however the work is split. ``progress`` is called with the shots done.
+    """
     data = open_bell(data)
+    ex = execution or LOCAL
     terms, labels = _as_paulis(paulis, data.n_qubits)
     arrays = PauliArrays.from_paulis(terms)
     signs = np.array([-1.0 if sum(1 for c in t.codes if c == 1) % 2 else 1.0 for t in terms])
-    odd = np.zeros(len(terms), dtype=np.int64)
-    shots = 0
-    for chunk in _chunks(data):
-        planes = pack_bell(chunk.a, chunk.c)
-        bell_pauli_odd_counts(planes, arrays.qubits, arrays.codes, arrays.weights, odd)
-        shots += chunk.n_shots
-    return odd, signs, shots, labels
+    m = len(terms)
+    # Per Pauli of a batch: its qubits and codes (int64 each per letter), weight and counter.
+    per_term = 16.0 * arrays.qubits.shape[1] + 16.0
+    batch = int(min(m, max(1, ex.memory_bytes // 4 // per_term)))
+    starts = range(0, m, batch)
+    step = _chunk_shots(data, ex, batch * per_term + 8.0 * m, f"the two-copy estimates of {m} Pauli(s)")
+    odd = np.zeros(m, dtype=np.int64)
+
+    def combine(_chunk: int, b: int, part: np.ndarray) -> None:
+        odd[starts[b]:starts[b] + part.shape[0]] += part  # integer sums: exact in any completion order
+
+    batches = [(arrays.qubits[a:a + batch], arrays.codes[a:a + batch], arrays.weights[a:a + batch]) for a in starts]
+    map_chunks(_rows(data), _pauli_odd_chunk, chunk_snapshots=step, combine=combine, batches=batches, execution=ex,
+               progress=progress)
+    return odd, signs, data.n_shots, labels
 
 
 def estimate_pauli_squares(data: BellSource, paulis: PauliSum | Sequence[PauliString | str], *,
-                           level: float = 0.95, interval: str = "wilson") -> Estimates:
+                           level: float = 0.95, interval: str = "wilson", execution: Execution | None = None,
+                           progress: Progress | None = None) -> Estimates:
     """Unbiased estimates of ``tr(P rho)**2`` for every Pauli in ``paulis``, from Bell shots.
 
     Parameters
@@ -141,6 +229,9 @@ def estimate_pauli_squares(data: BellSource, paulis: PauliSum | Sequence[PauliSt
         coefficients are ignored), on at most the data's qubit count.
     level, interval:
         Confidence level and ``"wilson"`` or ``"hoeffding"`` (see the module documentation).
+    execution, progress:
+        Where the pass runs and its memory bound (see :func:`pauli_odd_counts`); a callback with
+        the shots done.
 
     Returns
     -------
@@ -155,7 +246,7 @@ def estimate_pauli_squares(data: BellSource, paulis: PauliSum | Sequence[PauliSt
     >>> estimate_pauli_squares(d, ["Z0", "Z0 Z1", "X1"]).estimate.tolist()[:2]
     [1.0, 1.0]
     """
-    odd, signs, shots, labels = pauli_odd_counts(data, paulis)
+    odd, signs, shots, labels = pauli_odd_counts(data, paulis, execution=execution, progress=progress)
     mean, se, lo, hi = _means(odd, signs, shots, interval, level)
     return Estimates(labels, mean, se, lo, hi, np.full(len(labels), shots, np.int64), shots, "bell", interval, level)
 
@@ -171,14 +262,16 @@ def abs_from_squares(squares: Estimates) -> Estimates:
 
 
 def estimate_abs_paulis(data: BellSource, paulis: PauliSum | Sequence[PauliString | str], *,
-                        level: float = 0.95, interval: str = "wilson") -> Estimates:
+                        level: float = 0.95, interval: str = "wilson", execution: Execution | None = None,
+                        progress: Progress | None = None) -> Estimates:
     """Estimates of ``|tr(P rho)|`` (see :func:`abs_from_squares`); biased upward near 0, by design.
 
     The interval is exact in coverage (the square-root map is monotone); the point estimate
     ``sqrt(max(m, 0))`` of a mean ``m`` near 0 is of order ``S**-1/4``, so decisions should use
     the interval or :func:`estimate_pauli_squares` directly.
     """
-    return abs_from_squares(estimate_pauli_squares(data, paulis, level=level, interval=interval))
+    return abs_from_squares(estimate_pauli_squares(data, paulis, level=level, interval=interval, execution=execution,
+                                                   progress=progress))
 
 
 def _subsystems(subsystems: Iterable[Sequence[int]] | None, n: int) -> tuple[list[tuple[int, ...]], tuple[str, ...]]:
@@ -199,12 +292,21 @@ def _subsystems(subsystems: Iterable[Sequence[int]] | None, n: int) -> tuple[lis
     return subs, tuple(labels)
 
 
+def _swap_odd_chunk(chunk: BellData, offset: int, qubits: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per subsystem, the chunk's shots whose SWAP eigenvalue is -1 (a :func:`map_chunks` task)."""
+    odd = np.zeros(len(offsets) - 1, dtype=np.int64)
+    bell_swap_odd_counts(pack_bell(chunk.a, chunk.c), qubits, offsets, odd)
+    return odd
+
+
 def estimate_purities(data: BellSource, subsystems: Iterable[Sequence[int]] | None = None, *,
-                      level: float = 0.95, interval: str = "wilson") -> Estimates:
+                      level: float = 0.95, interval: str = "wilson", execution: Execution | None = None,
+                      progress: Progress | None = None) -> Estimates:
     """Unbiased estimates of the purity ``tr(rho_A**2)`` of each subsystem ``A`` (default: the whole state).
 
     The SWAP of ``A`` has eigenvalue ``(-1)**(sum_{k in A} a_k c_k)`` on a shot, so one data set
     gives every subsystem's purity; labels are the qubit lists (``"all"`` for the whole state).
+    ``execution`` and ``progress`` as for :func:`pauli_odd_counts` (one batch of subsystems).
 
     Examples
     --------
@@ -219,11 +321,18 @@ def estimate_purities(data: BellSource, subsystems: Iterable[Sequence[int]] | No
     qubits = np.array([q for s in subs for q in s], dtype=np.int64)
     offsets = np.zeros(len(subs) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(s) for s in subs])
+    ex = execution or LOCAL
+    # The task's qubit lists, offsets and counters, and the totals here.
+    step = _chunk_shots(data, ex, 8.0 * qubits.size + 24.0 * len(subs) + 8.0,
+                        f"the purities of {len(subs)} subsystem(s)")
     odd = np.zeros(len(subs), dtype=np.int64)
-    shots = 0
-    for chunk in _chunks(data):
-        bell_swap_odd_counts(pack_bell(chunk.a, chunk.c), qubits, offsets, odd)
-        shots += chunk.n_shots
+
+    def combine(_chunk: int, _batch: int, part: np.ndarray) -> None:
+        np.add(odd, part, out=odd)  # integer sums: exact in any completion order
+
+    map_chunks(_rows(data), _swap_odd_chunk, chunk_snapshots=step, combine=combine, batches=[(qubits, offsets)],
+               execution=ex, progress=progress)
+    shots = data.n_shots
     mean, se, lo, hi = _means(odd, np.ones(len(subs)), shots, interval, level)
     return Estimates(labels, mean, se, lo, hi, np.full(len(labels), shots, np.int64), shots, "bell_swap", interval,
                      level)

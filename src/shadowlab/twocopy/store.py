@@ -21,10 +21,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import zarr
-
-from shadowlab.atomic import atomic_path
-from shadowlab.data.store import DEFAULT_CHUNK_SNAPSHOTS, ZarrStoreBase, _compressor, _jsonable, _now, _writer
+from shadowlab.data.store import (
+    DEFAULT_CHUNK_SNAPSHOTS,
+    ZarrStoreBase,
+    _compressor,
+    _jsonable,
+    _now,
+    _writer,
+    staged_location,
+)
 from shadowlab.errors import QubitCountMismatchError, ShadowlabError, StoreFormatError
 from shadowlab.twocopy.data import ENSEMBLE_BELL, BellData
 
@@ -70,15 +75,12 @@ class BellStore(ZarrStoreBase):
     @classmethod
     def create(cls, path: str | os.PathLike[str], n_qubits: int, *, chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
                provenance: dict[str, Any] | None = None) -> BellStore:
-        """Create an empty store at ``path`` (which must not exist)."""
-        p = Path(path)
-        if p.exists():
-            raise ShadowlabError(f"{p} already exists; choose another path or remove it")
+        """Create an empty store at ``path`` (a local path or a URL; it must not exist)."""
         if n_qubits < 1:
             raise ShadowlabError(f"n_qubits must be >= 1, got {n_qubits}")
         if chunk_snapshots < 64 or chunk_snapshots % 64:
             raise ShadowlabError(f"chunk_snapshots must be a positive multiple of 64, got {chunk_snapshots}")
-        group = zarr.open_group(str(p), mode="w-", zarr_format=3)
+        p, group = cls._create_group(path)
         for name in ("a", "c"):
             group.create_array(name, shape=(0, n_qubits), chunks=(chunk_snapshots, n_qubits), dtype="uint8",
                                compressors=_compressor(), fill_value=0, dimension_names=["shot", "pair"])
@@ -124,11 +126,10 @@ class BellStore(ZarrStoreBase):
     def summary(self) -> dict[str, Any]:
         """Sizes and provenance for ``shadowlab info`` (reads no shot data)."""
         meta = self.metadata
-        disk = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
         return {"path": str(self.path), "format": meta["format"], "writer": meta["writer"],
                 "ensemble": meta["ensemble"], "n_qubits": self.n_qubits, "n_shots": self.n_snapshots,
                 "n_copies": 2 * self.n_snapshots, "chunk_snapshots": self.chunk_snapshots,
-                "n_batches": len(meta["batches"]), "created": meta["created"], "disk_bytes": disk,
+                "n_batches": len(meta["batches"]), "created": meta["created"], "disk_bytes": self.disk_bytes(),
                 "provenance": meta["provenance"]}
 
 
@@ -136,7 +137,7 @@ def write_bell_store(data: BellData, path: str | os.PathLike[str], *, force: boo
                      chunk_snapshots: int = DEFAULT_CHUNK_SNAPSHOTS,
                      provenance: dict[str, Any] | None = None) -> BellStore:
     """Write ``data`` as a new store at ``path``, atomically (nothing is left on failure)."""
-    with atomic_path(path, force=force) as tmp:
+    with staged_location(path, force=force) as tmp:
         store = BellStore.create(tmp, data.n_qubits, chunk_snapshots=chunk_snapshots,
                                  provenance=provenance or data.metadata)
         store.append(data, provenance=provenance or data.metadata)
