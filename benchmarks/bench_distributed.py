@@ -114,6 +114,117 @@ def _peer_block(bases: np.ndarray, outcomes: np.ndarray, qubits: np.ndarray, cod
     return out
 
 
+def _random_paulis(n_qubits: int, count: int, seed: int) -> Any:
+    """``count`` random Pauli strings of weight uniform in 1..4 on random supports (seeded)."""
+    from shadowlab.paulis import PauliString
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for w in rng.integers(1, 5, size=count):
+        support = np.sort(rng.choice(n_qubits, size=int(w), replace=False))
+        out.append(PauliString(tuple(int(q) for q in support), tuple(int(c) for c in rng.integers(0, 3, size=w))))
+    return out
+
+
+def child_large(args: argparse.Namespace) -> dict[str, Any]:
+    """The large study's out-of-core run over the whole store, in one process under a 512 MB chunk bound."""
+    from shadowlab.data.store import ShadowStore
+    from shadowlab.estimate.pauli import estimate_paulis
+    from shadowlab.execution import Execution
+
+    store = ShadowStore.open(args.store)
+    obs = _random_paulis(store.n_qubits, args.observables, seed=7)
+    _warm_up()
+    t0 = time.perf_counter()
+    result = estimate_paulis(store, obs, execution=Execution(memory=args.memory))
+    seconds = time.perf_counter() - t0
+    return {"config": "out of core, whole store", "seconds": seconds, "snapshots": store.n_snapshots,
+            "observables": len(obs), "evaluations": len(obs) * store.n_snapshots, "digest": _digest(result),
+            "process_peak_mb": status_mb("VmHWM"), "disk_gb": store.disk_bytes() / 1e9,
+            "max_abs_estimate": float(np.max(np.abs(result.estimate))), "max_stderr": float(result.stderr.max())}
+
+
+def child_prefix(args: argparse.Namespace) -> dict[str, Any]:
+    """The same observables on the first ``--prefix`` snapshots: in memory, then out of core."""
+    from shadowlab.data.store import ShadowStore
+    from shadowlab.estimate.pauli import estimate_paulis
+    from shadowlab.execution import Execution
+
+    store = ShadowStore.open(args.store)
+    obs = _random_paulis(store.n_qubits, args.observables, seed=7)
+    t0 = time.perf_counter()
+    data = store.read(0, args.prefix)
+    in_memory = estimate_paulis(data, obs)
+    t_mem = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out_of_core = estimate_paulis(store.head(args.prefix), obs, execution=Execution(memory=args.memory))
+    t_ooc = time.perf_counter() - t0
+    return {"prefix": args.prefix, "in_memory_digest": _digest(in_memory), "out_of_core_digest": _digest(out_of_core),
+            "in_memory_seconds": t_mem, "out_of_core_seconds": t_ooc, "process_peak_mb": status_mb("VmHWM"),
+            "max_abs_diff": float(np.max(np.abs(in_memory.estimate - out_of_core.estimate)))}
+
+
+def large(args: argparse.Namespace) -> dict[str, Any]:
+    run = run_child("large", args, observables=str(args.observables), memory=args.memory)
+    prefix = run_child("prefix", args, observables=str(args.observables), memory=args.memory,
+                       prefix=str(args.prefix))
+    if prefix["in_memory_digest"] != prefix["out_of_core_digest"]:
+        raise SystemExit(f"out-of-core and in-memory results differ on the prefix: {prefix}")
+    costs = run_child("costs", args, observables=str(args.observables))
+    return {"run": run, "prefix": prefix, "costs": costs}
+
+
+def print_large(res: dict[str, Any]) -> None:
+    r, p = res["run"], res["prefix"]
+    print(f"{r['observables']:,} random Paulis (weight 1..4) on {r['snapshots']:,} snapshots of 100 qubits "
+          f"({r['disk_gb']:.1f} GB on disk), out of core in one process, chunk bound 512 MB:\n")
+    print("| wall s | evaluations / s | peak RSS MB | largest |estimate| | largest s.e. |")
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {r['seconds']:.0f} | {r['evaluations'] / r['seconds']:.3g} | {r['process_peak_mb']:.0f} | "
+          f"{r['max_abs_estimate']:.2e} | {r['max_stderr']:.2e} |")
+    print(f"\nPrefix of {p['prefix']:,} snapshots: in memory ({p['in_memory_seconds']:.1f} s, the whole prefix "
+          f"loaded) and out of core ({p['out_of_core_seconds']:.1f} s) give identical results (max |diff| = "
+          f"{p['max_abs_diff']:.1e}); that child's peak RSS {p['process_peak_mb']:.0f} MB.")
+    c = res["costs"]
+    print(f"\nPer chunk of {c['chunk_snapshots']:,} snapshots x {c['n_qubits']} qubits on one core (mean of 12 "
+          f"chunks): read and decode {c['read_s'] * 1e3:.0f} ms ({c['chunk_disk_mb']:.1f} MB on disk), pack "
+          f"{c['pack_s'] * 1e3:.0f} ms (planes {c['planes_mb']:.1f} MB), count {c['observables']:,} Paulis (mean "
+          f"weight {c['mean_weight']:.1f}) {c['count_s'] * 1e3:.0f} ms; result {c['result_mb']:.2f} MB.")
+
+
+def child_costs(args: argparse.Namespace) -> dict[str, Any]:
+    """Per-chunk costs on one core (the numbers a cluster or GPU plan scales): reading and decoding a
+    store chunk, packing it into bit planes, and counting ``--observables`` Paulis on it."""
+    import numba
+
+    from shadowlab import kernels
+    from shadowlab.data.store import ShadowStore
+    from shadowlab.paulis import PauliArrays
+
+    numba.set_num_threads(1)
+    store = ShadowStore.open(args.store)
+    arrays = PauliArrays.from_paulis(_random_paulis(store.n_qubits, args.observables, seed=7))
+    _warm_up()
+    step, n_chunks = store.chunk_snapshots, 12
+    read = pack = count = 0.0
+    for c in range(n_chunks):
+        t0 = time.perf_counter()
+        chunk = store.read(c * step, (c + 1) * step)
+        t1 = time.perf_counter()
+        planes = kernels.pack(chunk.bases, chunk.outcomes)
+        t2 = time.perf_counter()
+        match = np.zeros((len(arrays), 1), dtype=np.int64)
+        kernels.pauli_block_counts(planes, np.array([0]), np.array([chunk.n_snapshots]), arrays.qubits, arrays.codes,
+                                   arrays.weights, match, match.copy())
+        t3 = time.perf_counter()
+        read, pack, count = read + t1 - t0, pack + t2 - t1, count + t3 - t2
+    disk = store.disk_bytes() / store.n_snapshots * step
+    return {"chunk_snapshots": step, "n_qubits": store.n_qubits, "observables": len(arrays),
+            "read_s": read / n_chunks, "pack_s": pack / n_chunks, "count_s": count / n_chunks,
+            "chunk_disk_mb": disk / 1e6, "result_mb": 2 * 8 * len(arrays) / 1e6,
+            "planes_mb": planes.nbytes / 1e6, "mean_weight": float(arrays.weights.mean())}
+
+
 def child_peer(args: argparse.Namespace) -> dict[str, Any]:
     """The peer: dask.array over the Zarr store's chunks with a numpy estimator, on 2 workers."""
     import dask.array as da
@@ -208,11 +319,15 @@ def main() -> None:
     ap.add_argument("--snapshots", type=int, default=1_000_000)
     ap.add_argument("--peer-observables", type=int, default=2000)
     ap.add_argument("--config", default="process")
+    ap.add_argument("--observables", type=int, default=10_000)
+    ap.add_argument("--prefix", type=int, default=10_000_000)
+    ap.add_argument("--memory", default="512MB")
     ap.add_argument("--timeout", type=float, default=3600.0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if args.study == "_child":
-        fn = {"scaling": child_scaling, "peer": child_peer}[args.kind]
+        fn = {"scaling": child_scaling, "peer": child_peer, "large": child_large, "prefix": child_prefix,
+              "costs": child_costs}[args.kind]
         print(json.dumps(fn(args)))
         return
     if args.study == "make-large":
@@ -221,8 +336,8 @@ def main() -> None:
         return
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}\n")
-    res = scaling(args)
-    print_scaling(res)
+    res = scaling(args) if args.study == "scaling" else large(args)
+    (print_scaling if args.study == "scaling" else print_large)(res)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
 

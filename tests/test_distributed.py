@@ -181,3 +181,21 @@ def test_store_pickles_as_its_location(stores):
     again = pickle.loads(pickle.dumps(store))
     assert Path(again.path) == Path(store.path) and again.n_snapshots == store.n_snapshots
     np.testing.assert_array_equal(again.read(100, 200).bases, store.read(100, 200).bases)
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_prefix_view_equals_the_prefix_in_memory(stores, remote, which):
+    """``store.head(n)`` reads from disk exactly the rows ``store.read(0, n)`` loads, also on workers
+    (it pickles as the prefix), and its setting count is the prefix's (so repeated settings are seen)."""
+    import pickle
+
+    store = stores[which]
+    n = 3 * store.chunk_snapshots + 100
+    view, rows = store.head(n), store.read(0, n)
+    assert (view.n_snapshots, view.n_settings) == (n, int(rows.settings.max()) + 1)
+    assert pickle.loads(pickle.dumps(view)).n_snapshots == n
+    obs = PauliArrays.up_to_weight(store.n_qubits, 2)
+    _same(estimate_paulis(rows, obs, estimator="mom", on_unmatched="omit"),
+          estimate_paulis(view, obs, estimator="mom", on_unmatched="omit", execution=remote))
+    with pytest.raises(ShadowlabError, match="a prefix of 0 snapshots"):
+        store.head(0)

@@ -550,7 +550,7 @@ class ShadowStore(ZarrStoreBase):
         except TypeError as exc:
             raise ShadowlabError(f"{self.location}: its storage options must be JSON values for the store to be sent "
                                  f"to another process ({exc})") from None
-        return _reopen, (self.location, options, self.n_snapshots)
+        return _reopen, (self.location, options, self.n_snapshots, self.n_settings)
 
     # -- properties --------------------------------------------------------------------------
     @property
@@ -584,6 +584,25 @@ class ShadowStore(ZarrStoreBase):
             return ShadowData(bases, outcomes, settings, {"store": self.location, **self._meta["provenance"]}, twirl)
         except ShadowlabError as exc:
             raise StoreFormatError(f"{self.location}: rows {start}:{stop} hold invalid data: {exc}") from exc
+
+    def head(self, n_snapshots: int) -> ShadowStore:
+        """A read-only view of the first ``n_snapshots`` committed snapshots, still read from disk.
+
+        For checking an out-of-core run against an in-memory one (``store.head(n)`` against
+        ``store.read(0, n)``) or estimating from part of a long run. Its ``n_settings`` is that of
+        the prefix (one pass over the setting indices).
+        """
+        if not 1 <= n_snapshots <= self.n_snapshots:
+            raise ShadowlabError(f"{self.location}: a prefix of {n_snapshots} snapshots; the store has "
+                                 f"{self.n_snapshots} (expected 1..{self.n_snapshots})")
+        step = max(self.chunk_snapshots, 1)
+        largest = max(int(self.read_settings(lo, min(lo + step, n_snapshots)).max())
+                      for lo in range(0, n_snapshots, step))
+        return self._prefix(n_snapshots, largest + 1)
+
+    def _prefix(self, n_snapshots: int, n_settings: int) -> ShadowStore:
+        meta = {**self._meta, "n_snapshots": int(n_snapshots), "n_settings": int(n_settings)}
+        return ShadowStore(self._group, self.path, meta, writable=False, storage_options=self.storage_options)
 
     def read_settings(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Setting indices of committed snapshots ``start:stop`` (reads only that array)."""
@@ -712,15 +731,15 @@ class ShadowStore(ZarrStoreBase):
 
 
 @functools.lru_cache(maxsize=8)
-def _reopen(location: str, storage_options: str, n_snapshots: int) -> ShadowStore:
+def _reopen(location: str, storage_options: str, n_snapshots: int, n_settings: int) -> ShadowStore:
     """A store opened read-only in this process, once per process, location, storage options (JSON
-    text) and committed size (workers re-open the stores they are sent); it must hold at least the
-    ``n_snapshots`` the sender saw."""
+    text) and committed size (workers re-open the stores they are sent): the ``n_snapshots`` rows
+    the sender saw (a :meth:`ShadowStore.head` view stays one; rows appended since stay hidden)."""
     store = ShadowStore.open(location, storage_options=json.loads(storage_options) or None)
     if store.n_snapshots < n_snapshots:
         raise StoreFormatError(f"{location}: holds {store.n_snapshots} committed snapshots here, but {n_snapshots} "
                                "where it was opened; every worker must see the same store")
-    return store
+    return store if store.n_snapshots == n_snapshots else store._prefix(n_snapshots, n_settings)
 
 
 def write_store(
