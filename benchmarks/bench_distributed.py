@@ -140,7 +140,8 @@ def child_large(args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     return {"config": "out of core, whole store", "seconds": seconds, "snapshots": store.n_snapshots,
             "observables": len(obs), "evaluations": len(obs) * store.n_snapshots, "digest": _digest(result),
-            "process_peak_mb": status_mb("VmHWM"), "disk_gb": store.disk_bytes() / 1e9,
+            "process_peak_mb": status_mb("VmHWM"), "disk_gb": store.disk_bytes() / 1e9, "n_qubits": store.n_qubits,
+            "memory": args.memory,
             "max_abs_estimate": float(np.max(np.abs(result.estimate))), "max_stderr": float(result.stderr.max())}
 
 
@@ -166,6 +167,8 @@ def child_prefix(args: argparse.Namespace) -> dict[str, Any]:
 
 def large(args: argparse.Namespace) -> dict[str, Any]:
     run = run_child("large", args, observables=str(args.observables), memory=args.memory)
+    if run["process_peak_mb"] >= 1000:
+        raise SystemExit(f"peak RSS {run['process_peak_mb']:.0f} MB is not under 1 GB")
     prefix = run_child("prefix", args, observables=str(args.observables), memory=args.memory,
                        prefix=str(args.prefix))
     if prefix["in_memory_digest"] != prefix["out_of_core_digest"]:
@@ -176,8 +179,8 @@ def large(args: argparse.Namespace) -> dict[str, Any]:
 
 def print_large(res: dict[str, Any]) -> None:
     r, p = res["run"], res["prefix"]
-    print(f"{r['observables']:,} random Paulis (weight 1..4) on {r['snapshots']:,} snapshots of 100 qubits "
-          f"({r['disk_gb']:.1f} GB on disk), out of core in one process, chunk bound 512 MB:\n")
+    print(f"{r['observables']:,} random Paulis (weight 1..4) on {r['snapshots']:,} snapshots of {r['n_qubits']} "
+          f"qubits ({r['disk_gb']:.1f} GB on disk), out of core in one process, chunk bound {r['memory']}:\n")
     print("| wall s | evaluations / s | peak RSS MB | largest |estimate| | largest s.e. |")
     print("|---:|---:|---:|---:|---:|")
     print(f"| {r['seconds']:.0f} | {r['evaluations'] / r['seconds']:.3g} | {r['process_peak_mb']:.0f} | "

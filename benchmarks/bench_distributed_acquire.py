@@ -34,16 +34,12 @@ from shadowlab.data.store import ShadowStore
 from shadowlab.execution import Execution, connect
 
 
-def disk_bytes(path: Path) -> int:
-    """Bytes of all files under ``path``."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def same_arrays(a: ShadowStore, b: ShadowStore) -> bool:
     """Whether two stores hold identical snapshots (compared chunk by chunk)."""
     for (_, x), (_, y) in zip(a.iter_chunks(), b.iter_chunks(), strict=True):
         if not (np.array_equal(x.bases, y.bases) and np.array_equal(x.outcomes, y.outcomes)
-                and np.array_equal(x.settings, y.settings)):
+                and np.array_equal(x.settings, y.settings)
+                and (x.twirl is None) == (y.twirl is None) and (x.twirl is None or np.array_equal(x.twirl, y.twirl))):
             return False
     return a.n_snapshots == b.n_snapshots
 
@@ -67,9 +63,11 @@ def run(args: argparse.Namespace, root: Path) -> list[dict[str, object]]:
                     walls.append(time.perf_counter() - t0)
                 wall = min(walls)
             same = reference is None or same_arrays(reference, store)
+            if not same:
+                raise SystemExit(f"{spec}: the store made with {workers} worker(s) differs from the first one")
             reference = reference or store
             rows.append({"state": spec, "workers": workers, "seconds": wall, "rate": args.snapshots / wall,
-                         "bytes": disk_bytes(out) / args.snapshots, "same": same})
+                         "bytes": store.disk_bytes() / args.snapshots, "same": same})
             print(f"{spec} workers={workers}: {args.snapshots / wall:,.0f} snapshots/s", file=sys.stderr)
     return rows
 

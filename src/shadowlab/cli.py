@@ -206,7 +206,9 @@ def simulate(
     repeats: Annotated[int, typer.Option(help="Snapshots per random setting (settings x repeats).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed; the same arguments give identical data.")] = 0,
     simulator: Annotated[str, typer.Option(help="auto, statevector or stim.")] = "auto",
-    chunk_snapshots: Annotated[int, typer.Option(help="Snapshots per on-disk chunk (multiple of 64).")] = 65536,
+    chunk_snapshots: Annotated[int | None, typer.Option(help="Snapshots per on-disk chunk (multiple of 64; default "
+                                                              "65536 or what --memory allows, in whole seeded "
+                                                              "batches on a cluster).")] = None,
     noise: NoiseOpt = None,
     twirl: TwirlOpt = False,
     force: ForceOpt = False,

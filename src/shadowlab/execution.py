@@ -22,6 +22,7 @@ re-run returns the same partial result and the final result is unchanged.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ DEFAULT_MEMORY_BYTES = 1 << 30
 MIN_MEMORY_BYTES = 16 << 20
 #: Seconds to wait for a Dask scheduler before reporting it unreachable.
 CONNECT_TIMEOUT_S = 10
+#: Tasks in flight per worker: enough to keep workers busy, few enough that memory does not grow with the data.
+WINDOW_PER_WORKER = 4
 #: Re-runs of a task that raised (a task whose worker died is re-run by the scheduler regardless).
 TASK_RETRIES = 3
 
@@ -127,22 +130,22 @@ class Execution:
         otherwise the result is the largest multiple of 64 that fits, at most ``default``.
         """
         budget = self.memory_bytes - fixed_bytes
-        fits = int(budget // bytes_per_row) // 64 * 64 if budget > 0 else 0
-        need = f"{self.chunk_snapshots or 64} snapshots x {bytes_per_row:,.0f} bytes + {fixed_bytes:,.0f} bytes"
+        fits = int(budget // bytes_per_row) if budget > 0 else 0
         if self.chunk_snapshots is not None:
             if self.chunk_snapshots > fits:
+                advice = (f"use at most {fits} snapshots per chunk or raise the bound (--memory)" if fits else
+                          "even its fixed part does not fit: raise the bound (--memory) or split the work")
                 raise ShadowlabError(
-                    f"chunk size {self.chunk_snapshots} snapshots needs {need} = "
-                    f"{self.chunk_snapshots * bytes_per_row + fixed_bytes:,.0f} bytes for {what}, more than the memory "
-                    f"bound of {self.memory_bytes:,} bytes; use at most {max(fits, 0)} snapshots per chunk or raise "
-                    "the bound (--memory)")
+                    f"chunk size {self.chunk_snapshots} snapshots needs {self.chunk_snapshots} x {bytes_per_row:,.0f} "
+                    f"bytes + {fixed_bytes:,.0f} bytes = {self.chunk_snapshots * bytes_per_row + fixed_bytes:,.0f} "
+                    f"bytes for {what}, more than the memory bound of {self.memory_bytes:,} bytes; {advice}")
             return self.chunk_snapshots
         if fits < 64:
             raise ShadowlabError(f"{what} needs at least {64 * bytes_per_row + fixed_bytes:,.0f} bytes per chunk task "
                                  f"(64 snapshots x {bytes_per_row:,.0f} bytes + {fixed_bytes:,.0f} bytes), more than "
                                  f"the memory bound of {self.memory_bytes:,} bytes; raise it (--memory) or split the "
-                                 "observables")
-        return min(fits, max(64, default // 64 * 64))
+                                 "work")
+        return min(fits // 64 * 64, max(64, default // 64 * 64))
 
     def with_chunk(self, chunk_snapshots: int | None) -> Execution:
         """This execution with an explicit chunk size (``None``: unchanged)."""
@@ -188,10 +191,14 @@ def connect(execution: Execution) -> Iterator[Any]:
                                  "the scheduler is running") from None
         cluster = None
     else:
-        cluster = LocalCluster(n_workers=execution.workers, threads_per_worker=execution.threads_per_worker,
-                               processes=True, dashboard_address=":0", memory_limit=0,
-                               env={"NUMBA_NUM_THREADS": str(execution.threads_per_worker)})
-        client = Client(cluster, set_as_default=False)
+        try:
+            cluster = LocalCluster(n_workers=execution.workers, threads_per_worker=execution.threads_per_worker,
+                                   processes=True, dashboard_address=":0", memory_limit=0,
+                                   env={"NUMBA_NUM_THREADS": str(execution.threads_per_worker)})
+            client = Client(cluster, set_as_default=False)
+        except Exception as exc:  # no ports, no processes, ...: say so in one line
+            raise ShadowlabError(f"cannot start a local Dask cluster of {execution.workers} workers "
+                                 f"({type(exc).__name__}: {exc})") from exc
     _active_client.append((execution, client))
     try:
         yield client
@@ -232,12 +239,15 @@ def map_chunks(
 
     ``combine(chunk_index, batch_index, result)`` receives each result, in chunk order in this
     process and in completion order on a cluster: it must be exact in any order (integer sums)
-    or store results by index for an ordered reduction. ``fn`` must be a module-level function
-    (Dask pickles it by name). ``progress(n)`` is called with snapshots done (a chunk's
-    snapshots spread evenly over its batches).
+    or reduce in chunk order (:class:`InOrder`). ``fn`` must be a module-level function (Dask
+    pickles it by name). ``progress(n)`` is called with a chunk's snapshots once all its batches
+    are done.
 
-    A :class:`~shadowlab.data.store.ShadowStore` source travels to workers by location and each
-    task reads its own rows; an in-memory data set is sent to the cluster once.
+    On a cluster a :class:`~shadowlab.data.store.ShadowStore` travels to workers by location and
+    each task reads its own rows; an in-memory data set and the batches are replicated to every
+    worker (so that a worker lost mid-run takes no only copy with it). At most
+    ``WINDOW_PER_WORKER`` tasks per worker are in flight, so the client's and the scheduler's
+    memory does not grow with the number of chunks.
     """
     execution = execution or LOCAL
     n = int(source.n_snapshots)
@@ -251,37 +261,59 @@ def map_chunks(
         return
     from distributed import as_completed
 
+    tasks = ((ci, bi, offset, min(n, offset + chunk_snapshots))
+             for ci, offset in enumerate(range(0, n, chunk_snapshots)) for bi in range(n_batches))
     with connect(execution) as client:
-        # A store pickles as its location (each task re-opens it); in-memory data and the batches are
-        # sent once, to every worker, so that a worker lost mid-run takes no only copy with it.
         data = source if hasattr(source, "read") else client.scatter(source, broadcast=True)
         batch_refs = client.scatter(list(batches), broadcast=True)
-        futures, where = [], {}
-        for ci, offset in enumerate(range(0, n, chunk_snapshots)):
-            stop = min(n, offset + chunk_snapshots)
-            for bi in range(n_batches):
-                fut = client.submit(_chunk_task, data, offset, stop, fn, batch_refs[bi], execution.threads_per_worker,
-                                    pure=False, retries=TASK_RETRIES)
-                futures.append(fut)
-                where[fut.key] = (ci, bi, stop - offset)
-        done = 0.0
-        # as_completed holds its own references; dropping ours lets each result be freed once combined.
-        pending, futures = as_completed(futures, loop=client.loop), None
+        window = WINDOW_PER_WORKER * max(1, len(client.scheduler_info()["workers"]))
+        where: dict[str, tuple[int, int, int]] = {}
+        left: dict[int, int] = {}  # batches still running per chunk, for progress
+
+        def submit(ci: int, bi: int, offset: int, stop: int) -> Any:
+            fut = client.submit(_chunk_task, data, offset, stop, fn, batch_refs[bi], execution.threads_per_worker,
+                                pure=False, retries=TASK_RETRIES)
+            where[fut.key] = (ci, bi, stop - offset)
+            left[ci] = left.get(ci, 0) + 1
+            return fut
+
+        pending = as_completed([submit(*t) for t in itertools.islice(tasks, window)], loop=client.loop)
         for fut in pending:
-            ci, bi, size = where[fut.key]
-            combine(ci, bi, fut.result())
+            ci, bi, size = where.pop(fut.key)
+            try:
+                result = fut.result()
+            except ShadowlabError:
+                raise
+            except Exception as exc:  # failed for good: its workers kept dying, the cluster went away, ...
+                raise ShadowlabError(f"a Dask task failed ({type(exc).__name__}: {exc}); nothing was computed"
+                                     ) from exc
+            combine(ci, bi, result)
             fut.release()
-            if progress is not None:
-                before = int(done)
-                done += size / n_batches
-                progress(int(done) - before)
+            following = next(tasks, None)
+            if following is not None:
+                pending.add(submit(*following))
+            left[ci] -= 1
+            if not left[ci]:
+                del left[ci]
+                if progress is not None:
+                    progress(size)
 
 
-def worker_count(execution: Execution) -> int:
-    """Workers ``execution`` computes on (1 in this process)."""
-    if not execution.distributed:
-        return 1
-    with connect(execution) as client:
-        return len(client.scheduler_info()["workers"])
+class InOrder:
+    """Fold per-chunk partial results in chunk order, whatever order they arrive in.
 
+    ``add(chunk_index, result)`` holds a result only until every earlier chunk's has arrived, then
+    calls ``fold(result)`` on the run of consecutive results; floating-point sums folded this way
+    do not depend on where or in which order the chunks were computed.
+    """
 
+    def __init__(self, fold: Callable[[Any], None]):
+        self._fold = fold
+        self._next = 0
+        self._waiting: dict[int, Any] = {}
+
+    def add(self, chunk_index: int, result: Any) -> None:
+        self._waiting[chunk_index] = result
+        while self._next in self._waiting:
+            self._fold(self._waiting.pop(self._next))
+            self._next += 1

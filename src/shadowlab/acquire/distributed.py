@@ -280,11 +280,18 @@ def _run_on_cluster(location: str, storage_options: dict[str, Any] | None, state
         futures = [client.submit(_chunk_task, location, storage_options, state_ref, plan, c,
                                  execution.threads_per_worker, pure=False, retries=TASK_RETRIES)
                    for c in range(plan.n_chunks)]
-        pending, futures = as_completed(futures, loop=client.loop), None
-        for fut in pending:
-            done = fut.result()
-            fut.release()
-            records.extend(done)
-            if progress is not None:
-                progress(sum(r["rows"][1] - r["rows"][0] for r in done))
+        try:
+            for fut in as_completed(futures, loop=client.loop):
+                done = fut.result()
+                fut.release()
+                records.extend(done)
+                if progress is not None:
+                    progress(sum(r["rows"][1] - r["rows"][0] for r in done))
+        except BaseException as exc:
+            # Stop what has not started before the caller removes the unfinished store.
+            client.cancel(futures, force=True)
+            if isinstance(exc, Exception) and not isinstance(exc, ShadowlabError):
+                raise ShadowlabError(f"a simulation task failed ({type(exc).__name__}: {exc}); nothing was written"
+                                     ) from exc
+            raise
     return records

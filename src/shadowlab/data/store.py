@@ -296,6 +296,25 @@ class ZarrStoreBase:
         self._meta = meta
         self._writable = writable
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled (e.g. into a Dask task) as its location: the receiving process re-opens it read-only
+        # and sees the rows (and counts) this one sees. A local path travels absolute, for workers
+        # started in another directory; the creation time tells a store replaced since (--force)
+        # from this one. The storage options travel as JSON text, a hashable form for _reopen's cache.
+        try:
+            options = json.dumps(self.storage_options, sort_keys=True)
+        except TypeError as exc:
+            raise ShadowlabError(f"{self.location}: its storage options must be JSON values for the store to be sent "
+                                 f"to another process ({exc})") from None
+        location = self.location if is_url(self.location) else str(Path(self.location).resolve())
+        counts = json.dumps({k: self._meta[k] for k in ("n_snapshots", "n_settings") if k in self._meta})
+        return _reopen, (type(self), location, options, str(self._meta.get("created")), counts)
+
+    def _view(self, overrides: dict[str, Any]) -> Any:
+        """A read-only copy of this store with some metadata replaced (a prefix view)."""
+        return type(self)(self._group, self.path, {**self._meta, **overrides}, writable=False,
+                          storage_options=self.storage_options)
+
     @property
     def n_qubits(self) -> int:
         """Number of qubits."""
@@ -542,16 +561,6 @@ class ShadowStore(ZarrStoreBase):
             layout["twirl"] = ((n,), "uint8")
         self._validate_layout(layout)
 
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Pickled (e.g. into a Dask task) as its location: the receiving process re-opens it read-only.
-        # The storage options travel as JSON text, a hashable form for _reopen's cache.
-        try:
-            options = json.dumps(self.storage_options, sort_keys=True)
-        except TypeError as exc:
-            raise ShadowlabError(f"{self.location}: its storage options must be JSON values for the store to be sent "
-                                 f"to another process ({exc})") from None
-        return _reopen, (self.location, options, self.n_snapshots, self.n_settings)
-
     # -- properties --------------------------------------------------------------------------
     @property
     def n_settings(self) -> int:
@@ -601,8 +610,7 @@ class ShadowStore(ZarrStoreBase):
         return self._prefix(n_snapshots, largest + 1)
 
     def _prefix(self, n_snapshots: int, n_settings: int) -> ShadowStore:
-        meta = {**self._meta, "n_snapshots": int(n_snapshots), "n_settings": int(n_settings)}
-        return ShadowStore(self._group, self.path, meta, writable=False, storage_options=self.storage_options)
+        return self._view({"n_snapshots": int(n_snapshots), "n_settings": int(n_settings)})
 
     def read_settings(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Setting indices of committed snapshots ``start:stop`` (reads only that array)."""
@@ -731,15 +739,20 @@ class ShadowStore(ZarrStoreBase):
 
 
 @functools.lru_cache(maxsize=8)
-def _reopen(location: str, storage_options: str, n_snapshots: int, n_settings: int) -> ShadowStore:
-    """A store opened read-only in this process, once per process, location, storage options (JSON
-    text) and committed size (workers re-open the stores they are sent): the ``n_snapshots`` rows
-    the sender saw (a :meth:`ShadowStore.head` view stays one; rows appended since stay hidden)."""
-    store = ShadowStore.open(location, storage_options=json.loads(storage_options) or None)
-    if store.n_snapshots < n_snapshots:
-        raise StoreFormatError(f"{location}: holds {store.n_snapshots} committed snapshots here, but {n_snapshots} "
-                               "where it was opened; every worker must see the same store")
-    return store if store.n_snapshots == n_snapshots else store._prefix(n_snapshots, n_settings)
+def _reopen(kind: type[ZarrStoreBase], location: str, storage_options: str, created: str, counts: str) -> Any:
+    """A store opened read-only in this process, once per process and store (workers re-open the
+    stores they are sent), showing the rows and counts the sender saw (``counts``, JSON): rows
+    appended since stay hidden and a :meth:`ShadowStore.head` view stays one."""
+    options = json.loads(storage_options)
+    store = kind.open(location, **({"storage_options": options} if options else {}))  # type: ignore[attr-defined]
+    if str(store._meta.get("created")) != created:
+        raise StoreFormatError(f"{location}: the store was replaced (created {store._meta.get('created')}, not "
+                               f"{created}) since it was opened; every worker must see the same store")
+    seen = json.loads(counts)
+    if store.n_snapshots < seen["n_snapshots"]:
+        raise StoreFormatError(f"{location}: holds {store.n_snapshots} committed snapshots here, but "
+                               f"{seen['n_snapshots']} where it was opened; every worker must see the same store")
+    return store if all(store._meta.get(k) == v for k, v in seen.items()) else store._view(seen)
 
 
 def write_store(

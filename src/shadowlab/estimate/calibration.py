@@ -347,7 +347,7 @@ def calibrate(
         If a factor is not resolved (less than :data:`RESOLVED_STDERRS` standard errors above
         zero): the message says how many more calibration snapshots would resolve it.
     """
-    from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, estimate_paulis
+    from shadowlab.estimate.pauli import estimate_paulis
 
     n = source.n_qubits
     if (locality is None) == (subsets is None):
@@ -373,8 +373,7 @@ def calibrate(
     if source.n_snapshots < 2:
         raise ShadowlabError(f"a calibration needs snapshots of |0...0>; got {source.n_snapshots}")
     paulis = [PauliString(a, (2,) * len(a)) for a in chosen]
-    est = estimate_paulis(source, paulis, estimator="matched", on_unmatched="omit",
-                          chunk_snapshots=chunk_snapshots or DEFAULT_CHUNK_SNAPSHOTS)
+    est = estimate_paulis(source, paulis, estimator="matched", on_unmatched="omit", chunk_snapshots=chunk_snapshots)
     if est.omitted:
         raise EstimationError(f"{len(est.omitted)} subset(s) were never measured all in Z, e.g. {est.omitted[0]}: "
                               + _unmatched_advice(source))

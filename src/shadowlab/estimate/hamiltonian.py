@@ -48,7 +48,7 @@ from shadowlab.estimate.pauli import (
     setting_starts,
 )
 from shadowlab.estimate.results import Estimates
-from shadowlab.execution import Execution, map_chunks
+from shadowlab.execution import Execution, InOrder, map_chunks
 from shadowlab.paulis import PauliArrays, PauliSum, square_pauli_sum
 
 if TYPE_CHECKING:
@@ -135,21 +135,24 @@ def estimate_energy_variance(
     n_batches = len(bounds) - 1
     sx = np.zeros(n_batches)
     sy = np.zeros(n_batches)
-    sxx = sxy = syy = 0.0
-    parts: dict[int, tuple[Any, ...]] = {}
+    squares = np.zeros(3)  # x x, x y, y y
+
+    def fold(result: tuple[Any, ...]) -> None:
+        first, px, py, pxx, pxy, pyy, first_run, pruns = result
+        sx[first:first + len(px)] += px
+        sy[first:first + len(py)] += py
+        squares[:] += (pxx, pxy, pyy)
+        if clustered:
+            run_sums[first_run:first_run + len(pruns)] += pruns
+
+    # Folded in chunk order, so that the floating-point sums do not depend on where chunks ran.
+    in_order = InOrder(fold)
     step = chunk_rows(source, execution, chunk_snapshots, extra_row_bytes=32.0,
                       fixed_bytes=16.0 * (len(starts) if starts is not None else 0) + 16.0 * n_batches,
                       what="the energy variance")
-    map_chunks(source, _variance_chunk, chunk_snapshots=step,
-               combine=lambda ci, _b, result: parts.__setitem__(ci, result),
+    map_chunks(source, _variance_chunk, chunk_snapshots=step, combine=lambda ci, _b, result: in_order.add(ci, result),
                batches=[(prep_h, prep_h2, bounds, starts)], execution=execution, progress=progress)
-    for ci in range(len(parts)):  # in chunk order, so that the floating-point sums do not depend on the split
-        first, px, py, pxx, pxy, pyy, first_run, pruns = parts[ci]
-        sx[first:first + len(px)] += px
-        sy[first:first + len(py)] += py
-        sxx, sxy, syy = sxx + pxx, sxy + pxy, syy + pyy
-        if clustered:
-            run_sums[first_run:first_run + len(pruns)] += pruns
+    sxx, sxy, syy = (float(v) for v in squares)
     s1, s2 = float(sx.sum()), float(sy.sum())
     energy = s1 / n
     energy2 = s2 / n

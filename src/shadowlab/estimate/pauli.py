@@ -81,7 +81,7 @@ import numpy as np
 from shadowlab import kernels
 from shadowlab.errors import EstimationError, ShadowlabError
 from shadowlab.estimate.results import ESTIMATORS, INTERVALS, Estimates
-from shadowlab.execution import LOCAL, Execution, map_chunks
+from shadowlab.execution import LOCAL, Execution, InOrder, map_chunks
 from shadowlab.paulis import PauliArrays, PauliString, PauliSum
 
 if TYPE_CHECKING:
@@ -842,19 +842,20 @@ def _stream_sum_values(
     offset = np.ascontiguousarray(offset, dtype=np.float64)
     step = chunk_rows(source, execution, chunk_snapshots, extra_row_bytes=16.0, fixed_bytes=8.0 * len(bounds),
                       what="a Pauli sum")
-    parts: dict[int, tuple[int, np.ndarray, float, int]] = {}
-    map_chunks(source, _sum_values_chunk, chunk_snapshots=step,
-               combine=lambda ci, _b, result: parts.__setitem__(ci, result),
+    batch_sums = np.zeros(len(bounds) - 1)
+    totals = [0.0, 0]  # sum of squares, snapshots matching a term
+
+    def fold(result: tuple[int, np.ndarray, float, int]) -> None:
+        first, sums, sq, hits = result
+        batch_sums[first:first + len(sums)] += sums
+        totals[0] += sq
+        totals[1] += hits
+
+    in_order = InOrder(fold)
+    map_chunks(source, _sum_values_chunk, chunk_snapshots=step, combine=lambda ci, _b, result: in_order.add(ci, result),
                batches=[(bounds, arrays.qubits, arrays.codes, arrays.weights, scale, offset)], execution=execution,
                progress=progress)
-    batch_sums = np.zeros(len(bounds) - 1)
-    sum_sq = 0.0
-    used = 0
-    for ci in range(len(parts)):
-        first, sums, sq, hits = parts[ci]
-        batch_sums[first:first + len(sums)] += sums
-        sum_sq += sq
-        used += hits
+    sum_sq, used = totals
     return batch_sums, sum_sq, used
 
 
