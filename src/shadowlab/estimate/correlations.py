@@ -27,8 +27,8 @@ import numpy as np
 
 from shadowlab import kernels
 from shadowlab.errors import ShadowlabError
-from shadowlab.estimate.entropy import chunk_size, require_uniform_scheme
-from shadowlab.estimate.pauli import SnapshotSource
+from shadowlab.estimate.entropy import require_uniform_scheme
+from shadowlab.estimate.pauli import SnapshotSource, chunk_rows
 from shadowlab.execution import Execution, map_chunks
 
 LETTERS = "xyz"
@@ -67,7 +67,7 @@ def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = 
         The letter set ``A``: any non-empty combination of ``x``, ``y``, ``z`` (case-insensitive).
     chunk_snapshots, execution, progress:
         Snapshots per chunk (default: derived from ``execution``, see
-        :func:`shadowlab.estimate.entropy.chunk_size`), where the pass runs and its memory bound
+        :func:`shadowlab.estimate.pauli.chunk_rows`), where the pass runs and its memory bound
         (default: this process, 1 GiB), and a callback with the snapshots done.
 
     Returns
@@ -91,7 +91,7 @@ def pair_correlations(source: SnapshotSource, pairs: np.ndarray, letters: str = 
                              f"snapshots of {n_settings} settings (use estimate_two_point, whose errors account "
                              "for repeated settings)")
     # The task's pair list and counters, and the totals here.
-    step = chunk_size(source, execution, chunk_snapshots, fixed_bytes=48.0 * len(p),
+    step = chunk_rows(source, execution, chunk_snapshots, fixed_bytes=48.0 * len(p),
                       what=f"the correlations of {len(p)} pair(s)")
     same = np.zeros(len(p), dtype=np.int64)
     differ = np.zeros_like(same)

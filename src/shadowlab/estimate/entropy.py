@@ -126,7 +126,7 @@ import numpy as np
 from shadowlab import kernels
 from shadowlab.atomic import atomic_path
 from shadowlab.errors import EstimationError, ShadowlabError
-from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, ROW_BYTES_PER_QUBIT, SnapshotSource, chunk_rows
+from shadowlab.estimate.pauli import DEFAULT_CHUNK_SNAPSHOTS, SnapshotSource, chunk_rows
 from shadowlab.execution import LOCAL, Execution, map_chunks
 
 if TYPE_CHECKING:
@@ -251,34 +251,6 @@ def counting_passes(subsystems: Sequence[Sequence[int]], memory_budget: int = DE
     return len(_groups([tuple(s) for s in subsystems], table_budget(memory_budget, execution)))
 
 
-def chunk_size(source: SnapshotSource, execution: Execution | None, chunk_snapshots: int | None, *,
-               extra_row_bytes: float = 0.0, fixed_bytes: float = 0.0, what: str) -> int:
-    """Snapshots per chunk of a pass within the execution's memory bound.
-
-    The per-snapshot model is :func:`shadowlab.estimate.pauli.chunk_rows`'s (rows as read, their
-    decoded copies, packed planes, the setting index) plus ``extra_row_bytes``; ``fixed_bytes``
-    is what the pass holds regardless of the chunk (count tables). ``chunk_snapshots=None``
-    derives the size from ``execution`` (its own ``chunk_snapshots``, or the largest that fits).
-    An explicit ``chunk_snapshots`` argument wins over ``execution.chunk_snapshots`` and, as
-    before executions existed, may be any positive size (not only a multiple of 64); it is
-    still refused when the chunk would not fit the memory bound.
-    """
-    if chunk_snapshots is None:
-        return chunk_rows(source, execution, None, extra_row_bytes=extra_row_bytes, fixed_bytes=fixed_bytes,
-                          what=what)
-    if chunk_snapshots < 1:
-        raise ShadowlabError(f"chunk_snapshots must be >= 1, got {chunk_snapshots}")
-    bound = (execution or LOCAL).memory_bytes
-    row = ROW_BYTES_PER_QUBIT * source.n_qubits + 8.0 + extra_row_bytes
-    need = chunk_snapshots * row + fixed_bytes
-    if need > bound:
-        fits = max(int((bound - fixed_bytes) // row), 0)
-        raise ShadowlabError(f"chunk size {chunk_snapshots} snapshots needs {chunk_snapshots} x {row:,.0f} + "
-                             f"{fixed_bytes:,.0f} = {need:,.0f} bytes for {what}, more than the memory bound of "
-                             f"{bound:,} bytes; use at most {fits} snapshots per chunk or raise the bound (--memory)")
-    return int(chunk_snapshots)
-
-
 def _layout(subsystems: Sequence[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     k_max = max(len(s) for s in subsystems)
     qubits = np.zeros((len(subsystems), k_max), dtype=np.int64)
@@ -342,16 +314,16 @@ def pattern_counts(
 
     The counts are exact integer sums of per-chunk counts, the same in this process and on a
     cluster (``execution``) and however the chunks are cut. Memory per chunk task: the rows
-    (see :func:`chunk_size`) plus two copies of the ``8 sum_i 6^k_i``-byte tables; tables
-    larger than ``DEFAULT_CHUNK_SNAPSHOTS`` entries per subsystem are instead returned by each
-    task as the patterns it saw and their counts (a few dozen bytes per snapshot and subsystem,
-    plus one table here). ``chunk_snapshots``: see :func:`chunk_size`.
+    (see :func:`~shadowlab.estimate.pauli.chunk_rows`) plus two copies of the ``8 sum_i 6^k_i``-byte
+    tables; tables larger than ``DEFAULT_CHUNK_SNAPSHOTS`` entries per subsystem are instead
+    returned by each task as the patterns it saw and their counts (a few dozen bytes per snapshot and subsystem,
+    plus one table here). ``chunk_snapshots``: see :func:`~shadowlab.estimate.pauli.chunk_rows`.
     """
     qubits, sizes, offsets, total = _layout(subsystems)
     what = f"the pattern counts of {len(subsystems)} subsystem(s) ({total:,} patterns)"
     counts = np.zeros(total, dtype=np.int64)
     if total <= DEFAULT_CHUNK_SNAPSHOTS * len(subsystems):
-        step = chunk_size(source, execution, chunk_snapshots, fixed_bytes=16.0 * total, what=what)
+        step = chunk_rows(source, execution, chunk_snapshots, fixed_bytes=16.0 * total, what=what)
         fn: Callable[..., Any] = _pattern_count_chunk
         args: tuple[Any, ...] = (qubits, sizes, offsets, total, distinct_settings)
 
@@ -359,7 +331,7 @@ def pattern_counts(
             np.add(counts, part, out=counts)  # integer sums: exact in any completion order
     else:
         per_row = _SPARSE_BYTES_PER_QUBIT * float(sizes.sum()) + _SPARSE_BYTES_PER_SUBSYSTEM * len(subsystems)
-        step = chunk_size(source, execution, chunk_snapshots, extra_row_bytes=per_row, fixed_bytes=8.0 * total,
+        step = chunk_rows(source, execution, chunk_snapshots, extra_row_bytes=per_row, fixed_bytes=8.0 * total,
                           what=what)
         fn, args = _sparse_pattern_chunk, (qubits, sizes, offsets, distinct_settings)
 
@@ -1010,7 +982,8 @@ def estimate_renyi2(
         (finishing a subsystem happens here, after its pass, and is bounded by this, not by
         ``execution.memory``).
     chunk_snapshots, progress:
-        Snapshots read at a time (default: derived from ``execution``; see :func:`chunk_size`);
+        Snapshots read at a time (default: derived from ``execution``; see
+        :func:`~shadowlab.estimate.pauli.chunk_rows`);
         callback with each chunk's snapshot count, in each of the :func:`counting_passes` passes.
     calibration:
         A robust-shadow :class:`~shadowlab.estimate.calibration.Calibration` of the noisy
@@ -1081,12 +1054,12 @@ def estimate_renyi2(
                 purity[i], se[i], pairs[i] = stats.purity, stats.stderr, stats.n_pairs
             del tables, c  # free this group's tables before the next group's are allocated
         elif attenuations is not None:
-            step = chunk_size(source, execution, chunk_snapshots, extra_row_bytes=_setting_run_row_bytes(gsubs),
+            step = chunk_rows(source, execution, chunk_snapshots, extra_row_bytes=_setting_run_row_bytes(gsubs),
                               fixed_bytes=16.0 * _layout(gsubs)[3], what="the robust purity with repeated settings")
             p, s, d = _robust_clustered_purity(source, gsubs, [attenuations[i] for i in group], step, progress)
             purity[group], se[group], pairs[group] = p, s, d
         else:
-            step = chunk_size(source, execution, chunk_snapshots, fixed_bytes=_run_pass_bytes(gsubs),
+            step = chunk_rows(source, execution, chunk_snapshots, fixed_bytes=_run_pass_bytes(gsubs),
                               what="the purity with repeated settings")
             p, s, d = _clustered_purity(source, gsubs, step, progress)
             purity[group], se[group], pairs[group] = p, s, d
@@ -1168,7 +1141,6 @@ __all__ = [
     "PurityStats",
     "axiswise",
     "check_subsystems",
-    "chunk_size",
     "contiguous_subsystems",
     "counting_passes",
     "estimate_renyi2",

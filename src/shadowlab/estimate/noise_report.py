@@ -40,7 +40,7 @@ import numpy as np
 import stim
 
 from shadowlab.errors import ShadowlabError
-from shadowlab.estimate.entropy import chunk_size
+from shadowlab.estimate.pauli import chunk_rows
 from shadowlab.execution import Execution, map_chunks
 from shadowlab.paulis import PauliString
 
@@ -121,7 +121,7 @@ def readout_report(source: Any, *, chunk_snapshots: int | None = None, execution
     """Estimate per-qubit readout flips from snapshots of ``|0...0>`` (see the module documentation).
 
     ``chunk_snapshots`` (default: derived from ``execution``, see
-    :func:`shadowlab.estimate.entropy.chunk_size`), ``execution`` (where the counting runs and
+    :func:`shadowlab.estimate.pauli.chunk_rows`), ``execution`` (where the counting runs and
     the memory bound of a chunk task; default this process, 1 GiB) and ``progress`` (called
     with the snapshots done) only change how the integer counts are gathered, not the result.
 
@@ -133,7 +133,7 @@ def readout_report(source: Any, *, chunk_snapshots: int | None = None, execution
     n = source.n_qubits
     twirled = bool(getattr(source, "readout_twirl", False))
     # Counters: the task's (2, 2, n) result and the totals here.
-    step = chunk_size(source, execution, chunk_snapshots, extra_row_bytes=_READOUT_TEMP_BYTES_PER_QUBIT * n,
+    step = chunk_rows(source, execution, chunk_snapshots, extra_row_bytes=_READOUT_TEMP_BYTES_PER_QUBIT * n,
                       fixed_bytes=64.0 * n, what="the readout report")
     totals = np.zeros((2, 2, n), dtype=np.int64)
 
