@@ -237,6 +237,9 @@ def map_chunks(
 ) -> None:
     """Run ``fn(chunk, offset, *batch)`` for every chunk of ``source`` and every batch.
 
+    ``source`` is a store (``read(start, stop)``) or in-memory data (``subset(start, stop)``)
+    with ``n_snapshots`` (or ``n_shots``) rows.
+
     ``combine(chunk_index, batch_index, result)`` receives each result, in chunk order in this
     process and in completion order on a cluster: it must be exact in any order (integer sums)
     or reduce in chunk order (:class:`InOrder`). ``fn`` must be a module-level function (Dask
@@ -250,14 +253,16 @@ def map_chunks(
     memory does not grow with the number of chunks.
     """
     execution = execution or LOCAL
-    n = int(source.n_snapshots)
+    n = int(source.n_snapshots if hasattr(source, "n_snapshots") else source.n_shots)
     n_batches = len(batches)
     if not execution.distributed:
-        for ci, (offset, chunk) in enumerate(source.iter_chunks(chunk_snapshots)):
+        for ci, offset in enumerate(range(0, n, chunk_snapshots)):
+            stop = min(n, offset + chunk_snapshots)
+            chunk = _read_rows(source, offset, stop)
             for bi, args in enumerate(batches):
                 combine(ci, bi, fn(chunk, offset, *args))
             if progress is not None:
-                progress(chunk.n_snapshots)
+                progress(stop - offset)
         return
     from distributed import as_completed
 

@@ -119,6 +119,16 @@ class CliffordSnapshots:
         """Number of snapshots."""
         return int(self.outcomes.shape[0])
 
+    def subset(self, start: int, stop: int) -> CliffordSnapshots:
+        """Snapshots ``start:stop`` (the in-memory twin of :meth:`CliffordStore.read`)."""
+        return CliffordSnapshots(self.tableaux[start:stop], self.signs[start:stop], self.outcomes[start:stop],
+                                 self.metadata)
+
+    def iter_chunks(self, chunk_snapshots: int) -> Iterator[tuple[int, CliffordSnapshots]]:
+        """Yield ``(offset, chunk)`` pairs of at most ``chunk_snapshots`` snapshots, in order."""
+        for start in range(0, self.n_snapshots, chunk_snapshots):
+            yield start, self.subset(start, start + chunk_snapshots)
+
     def tableau(self, i: int) -> stim.Tableau:
         """The Clifford of snapshot ``i``."""
         t, s = self.tableaux[i], self.signs[i]

@@ -308,29 +308,6 @@ DEFAULT_CHUNK_SNAPSHOTS = 1024
 _VALUE, _OVERLAP, _ROBUST = "value", "overlap", "robust"
 
 
-@dataclass(frozen=True)
-class _CliffordRows:
-    """In-memory snapshots as a row source of :func:`map_chunks` (a store is one already)."""
-
-    data: CliffordSnapshots
-
-    @property
-    def n_snapshots(self) -> int:
-        return self.data.n_snapshots
-
-    def subset(self, start: int, stop: int) -> CliffordSnapshots:
-        d = self.data
-        return CliffordSnapshots(d.tableaux[start:stop], d.signs[start:stop], d.outcomes[start:stop], d.metadata)
-
-    def iter_chunks(self, chunk_snapshots: int) -> Iterator[tuple[int, CliffordSnapshots]]:
-        for start in range(0, self.n_snapshots, chunk_snapshots):
-            yield start, self.subset(start, start + chunk_snapshots)
-
-
-def _rows(source: CliffordStore | CliffordSnapshots) -> CliffordStore | _CliffordRows:
-    return _CliffordRows(source) if isinstance(source, CliffordSnapshots) else source
-
-
 def clifford_row_bytes(n_qubits: int) -> float:
     """Bytes a chunk holds per snapshot: the packed tableau, signs and outcomes as read and the
     storage layer's decoded copies of them, the unpacked outcomes, and two float64 values."""
@@ -488,7 +465,7 @@ def _stream_moments(src: CliffordStore | CliffordSnapshots, tgt: Target, kind: s
     fixed = target_bytes(tgt) + 32.0 * (cut_points.size + 1)
     step = ex.rows_per_chunk(clifford_row_bytes(src.n_qubits), fixed, default=DEFAULT_CHUNK_SNAPSHOTS, what=what)
     fold = _SegmentFold(cut_points)
-    map_chunks(_rows(src), _moments_chunk, chunk_snapshots=step, combine=lambda ci, _b, rows: fold.add(ci, rows),
+    map_chunks(src, _moments_chunk, chunk_snapshots=step, combine=lambda ci, _b, rows: fold.add(ci, rows),
                batches=[(tgt, kind, f_hat, cut_points)], execution=ex, progress=progress)
     return fold.moments()
 
@@ -519,7 +496,7 @@ def fidelity_values(
     tgt = make_target(target)
     kind, f_hat = _value_kind(src, tgt, _resolve_calibration(calibration))
     parts = []
-    for _, chunk in _rows(src).iter_chunks(DEFAULT_CHUNK_SNAPSHOTS):
+    for _, chunk in src.iter_chunks(DEFAULT_CHUNK_SNAPSHOTS):
         parts.append(_chunk_values(chunk, tgt, kind, f_hat))
         if progress is not None:
             progress(chunk.n_snapshots)

@@ -73,6 +73,10 @@ class BellData:
         """Qubits of one copy of the state."""
         return int(self.a.shape[1])
 
+    def subset(self, start: int, stop: int) -> BellData:
+        """Shots ``start:stop`` (the in-memory twin of :meth:`BellStore.read`)."""
+        return BellData(self.a[start:stop], self.c[start:stop], self.metadata)
+
     @property
     def n_copies(self) -> int:
         """Copies of the state consumed: two per shot."""

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from statistics import NormalDist
 
 import numpy as np
@@ -64,55 +63,6 @@ def open_bell(source: BellSource) -> BellData | BellStore:
         return BellStore.open(source)
     raise ShadowlabError(f"expected two-copy Bell data (BellData, BellStore or a store path), got "
                          f"{type(source).__name__}; local-Pauli shadows cannot give two-copy estimates")
-
-
-class _BellChunk(BellData):
-    """Bell shots of one chunk, with the ``n_snapshots`` that :func:`map_chunks` counts progress by."""
-
-    @property
-    def n_snapshots(self) -> int:
-        return self.n_shots
-
-
-@dataclass(frozen=True)
-class _BellDataRows:
-    """In-memory Bell shots as a row source of :func:`map_chunks` (sent to a cluster whole, once)."""
-
-    data: BellData
-
-    @property
-    def n_snapshots(self) -> int:
-        return self.data.n_shots
-
-    def subset(self, start: int, stop: int) -> _BellChunk:
-        return _BellChunk(self.data.a[start:stop], self.data.c[start:stop])
-
-    def iter_chunks(self, chunk_snapshots: int) -> Iterator[tuple[int, _BellChunk]]:
-        for start in range(0, self.n_snapshots, chunk_snapshots):
-            yield start, self.subset(start, start + chunk_snapshots)
-
-
-@dataclass(frozen=True)
-class _BellStoreRows:
-    """A Bell store as a row source of :func:`map_chunks` (each task reads its own rows)."""
-
-    store: BellStore
-
-    @property
-    def n_snapshots(self) -> int:
-        return self.store.n_shots
-
-    def read(self, start: int, stop: int) -> _BellChunk:
-        shots = self.store.read(start, stop)
-        return _BellChunk(shots.a, shots.c, shots.metadata)
-
-    def iter_chunks(self, chunk_snapshots: int) -> Iterator[tuple[int, _BellChunk]]:
-        for start in range(0, self.n_snapshots, chunk_snapshots):
-            yield start, self.read(start, start + chunk_snapshots)
-
-
-def _rows(data: BellData | BellStore) -> _BellDataRows | _BellStoreRows:
-    return _BellDataRows(data) if isinstance(data, BellData) else _BellStoreRows(data)
 
 
 def _chunk_shots(data: BellData | BellStore, execution: Execution, fixed_bytes: float, what: str) -> int:
@@ -210,7 +160,7 @@ def pauli_odd_counts(data: BellSource, paulis: PauliSum | Sequence[PauliString |
         odd[starts[b]:starts[b] + part.shape[0]] += part  # integer sums: exact in any completion order
 
     batches = [(arrays.qubits[a:a + batch], arrays.codes[a:a + batch], arrays.weights[a:a + batch]) for a in starts]
-    map_chunks(_rows(data), _pauli_odd_chunk, chunk_snapshots=step, combine=combine, batches=batches, execution=ex,
+    map_chunks(data, _pauli_odd_chunk, chunk_snapshots=step, combine=combine, batches=batches, execution=ex,
                progress=progress)
     return odd, signs, data.n_shots, labels
 
@@ -330,7 +280,7 @@ def estimate_purities(data: BellSource, subsystems: Iterable[Sequence[int]] | No
     def combine(_chunk: int, _batch: int, part: np.ndarray) -> None:
         np.add(odd, part, out=odd)  # integer sums: exact in any completion order
 
-    map_chunks(_rows(data), _swap_odd_chunk, chunk_snapshots=step, combine=combine, batches=[(qubits, offsets)],
+    map_chunks(data, _swap_odd_chunk, chunk_snapshots=step, combine=combine, batches=[(qubits, offsets)],
                execution=ex, progress=progress)
     shots = data.n_shots
     mean, se, lo, hi = _means(odd, np.ones(len(subs)), shots, interval, level)
