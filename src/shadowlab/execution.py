@@ -178,7 +178,8 @@ def connect(execution: Execution) -> Iterator[Any]:
     if not execution.distributed:
         yield None
         return
-    if _active_client and _active_client[-1][0] == execution:
+    where = (execution.scheduler, execution.workers, execution.threads_per_worker)  # not memory or chunk size
+    if _active_client and _active_client[-1][0] == where:
         yield _active_client[-1][1]
         return
     Client, LocalCluster = _dask()
@@ -199,7 +200,7 @@ def connect(execution: Execution) -> Iterator[Any]:
         except Exception as exc:  # no ports, no processes, ...: say so in one line
             raise ShadowlabError(f"cannot start a local Dask cluster of {execution.workers} workers "
                                  f"({type(exc).__name__}: {exc})") from exc
-    _active_client.append((execution, client))
+    _active_client.append((where, client))
     try:
         yield client
     finally:
