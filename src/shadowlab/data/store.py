@@ -51,9 +51,10 @@ whatever was copied. Replacing a store (``force``) deletes the old root ``zarr.j
 readers never see a mix of two stores. Appends to a remote store keep the commit protocol above:
 the root ``zarr.json`` is one object, replaced whole by each commit.
 
-A pickled store (e.g. sent into a Dask task) carries its location, storage options and
-committed size; the receiving process re-opens it read-only, reading credentials from its own
-environment unless the storage options carry them.
+A pickled store (e.g. sent into a Dask task) carries its location (local paths made absolute),
+storage options, creation time and the row counts its sender saw; the receiving process re-opens
+it read-only (a store replaced since is refused; a :meth:`ShadowStore.head` view stays one),
+reading credentials from its own environment unless the storage options carry them.
 """
 
 from __future__ import annotations

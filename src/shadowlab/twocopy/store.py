@@ -16,9 +16,7 @@ crash-safe in the same way (rows first, then the committed count).
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 from shadowlab.data.store import (
@@ -142,15 +140,3 @@ def write_bell_store(data: BellData, path: str | os.PathLike[str], *, force: boo
                                  provenance=provenance or data.metadata)
         store.append(data, provenance=provenance or data.metadata)
     return BellStore.open(path)
-
-
-def store_ensemble(path: str | os.PathLike[str]) -> str | None:
-    """The ``ensemble`` named in a shadowlab store's metadata, or None if it is not one."""
-    p = Path(path) / "zarr.json"
-    if not p.is_file():
-        return None
-    try:
-        meta = json.loads(p.read_text())["attributes"][_META_KEY]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return meta.get("ensemble") if isinstance(meta, dict) else None
