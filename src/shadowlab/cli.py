@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from shadowlab.errors import ShadowlabError, ShadowlabWarning
+from shadowlab.execution import DEFAULT_MEMORY_BYTES
 
 app = typer.Typer(
     name="shadowlab",
@@ -177,6 +178,8 @@ def load_calibration(path: Path | None) -> Any:
 
     return read_calibration(path)
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")]
+#: The --memory default: shadowlab.execution's default bound, as the option writes it.
+DEFAULT_MEMORY = f"{DEFAULT_MEMORY_BYTES >> 30}GiB"
 SchedulerOpt = Annotated[str | None, typer.Option(
     "--scheduler", help="Run on this Dask cluster (scheduler address, e.g. tcp://host:8786).")]
 WorkersOpt = Annotated[int | None, typer.Option(
@@ -215,7 +218,7 @@ def simulate(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
 ) -> None:
     """Simulate random local-Pauli measurements of a state and store the snapshots.
 
@@ -414,7 +417,7 @@ def energy(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Energy from shadows: simulated runs on the exact ground state under each scheme, or, with
@@ -796,7 +799,7 @@ def predict(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Predict expectation values, with standard errors and confidence intervals.

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from shadowlab.cli import (
+    DEFAULT_MEMORY,
     CalibrationOpt,
     ChunkOpt,
     ForceOpt,
@@ -69,7 +70,7 @@ def entropy(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Renyi-2 entropies of subsystems (unbiased purity U-statistic), with standard errors and intervals.
@@ -186,7 +187,7 @@ def rdm(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Reduced density matrix of a few qubits: matrix, eigenvalues, purity, von Neumann and Renyi-2 entropies.

@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from shadowlab.cli import (
+    DEFAULT_MEMORY,
     ChunkOpt,
     ForceOpt,
     MemoryOpt,
@@ -95,7 +96,7 @@ def calibrate_clifford_command(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Robust shadows: learn the noisy global-Clifford shadow factor f from snapshots of |0...0>."""
@@ -133,7 +134,7 @@ def fidelity(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Estimate the fidelity <psi|rho|psi> of the measured state with a pure target.

@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from shadowlab.cli import (
+    DEFAULT_MEMORY,
     CalibrationOpt,
     ChunkOpt,
     ForceOpt,
@@ -95,7 +96,7 @@ def noise_report(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Estimated noise figures: readout flips per qubit (from |0...0> data) or, for a known stabilizer state,

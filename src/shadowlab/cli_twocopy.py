@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from shadowlab.cli import (
+    DEFAULT_MEMORY,
     ChunkOpt,
     ForceOpt,
     MemoryOpt,
@@ -169,7 +170,7 @@ def predict(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Predict tr(P rho)^2 (or |tr(P rho)|) for Paulis of any weight from one two-copy data set."""
@@ -208,7 +209,7 @@ def purity(
     quiet: QuietOpt = False,
     scheduler: SchedulerOpt = None,
     workers: WorkersOpt = None,
-    memory: MemoryOpt = "1GiB",
+    memory: MemoryOpt = DEFAULT_MEMORY,
     chunk_snapshots: ChunkOpt = None,
 ) -> None:
     """Purities tr(rho_A^2) (the SWAP test on every shot) and Renyi-2 entropies of subsystems."""

@@ -243,7 +243,7 @@ class PauliArrays:
 
     def check_qubits(self, n_qubits: int) -> None:
         """Raise if a string acts on a qubit index ``>= n_qubits``."""
-        used = self.qubits[self.weights > 0] if len(self) else self.qubits[:0]
+        used = self.qubits[self.weights > 0]
         if used.size and int(used.max()) >= n_qubits:
             raise QubitCountMismatchError(f"a Pauli acts on qubit {int(used.max())}, but the system has {n_qubits} "
                                           f"qubits (indices 0..{n_qubits - 1})")
